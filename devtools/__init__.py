@@ -1,0 +1,1 @@
+"""Developer tooling that never ships to Lambda: the local runtime, the HTTP front, builds."""

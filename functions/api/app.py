@@ -1,0 +1,158 @@
+"""HTTP API function: API Gateway HTTP API (payload v2) -> onnxlambda core.
+
+Transport only: routes, request envelope validation, error-to-status mapping, logging, metrics
+and tracing. Everything about the model lives in the core package (layers/core/onnxlambda).
+"""
+
+
+import json
+import os
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from onnxlambda.config import Settings
+from onnxlambda.errors import FieldError, ServingError, malformed, too_large
+from onnxlambda.service import get_service, load_error
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver(enable_validation=True)
+settings = Settings.from_env()
+JSON = "application/json"
+
+# Load the model during init, once per execution environment. A failure is logged here and
+# answered as 503 by every route, so a broken model never serves half a response.
+try:
+    _service = get_service(settings)
+    logger.append_keys(
+        model_name=_service.manifest.name,
+        model_version=_service.manifest.version,
+        model_sha256=_service.manifest.sha256,
+    )
+    metrics.set_default_dimensions(model_version=_service.manifest.version)
+except ServingError as _exc:
+    logger.error("model failed to load; every request will get 503", extra={"reason": load_error()})
+logger.append_keys(function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local"))
+
+
+class PredictRequest(BaseModel):
+    """Rows to score, as records: `{"instances": [{"feature": value, ...}, ...]}`."""
+
+    instances: list[dict[str, Any]] = Field(
+        description="One object per row; keys are the model's feature names (see GET /model)."
+    )
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body), headers=headers)
+
+
+def _error(err: ServingError) -> Response[str]:
+    body = err.body()
+    body["error"]["request_id"] = _request_id()
+    metrics.add_metric(name=f"Rejected_{err.code}", unit=MetricUnit.Count, value=1)
+    logger.info("request refused", extra={"status": err.status, "error_code": err.code, "details": len(err.details)})
+    return _json(err.status, body)
+
+
+def _request_id() -> str:
+    try:
+        return str(app.current_event.request_context.request_id)
+    except (AttributeError, KeyError):
+        return "unknown"
+
+
+@app.post("/predict", summary="Predict one or many rows", tags=["predict"])
+@tracer.capture_method
+def predict(request: PredictRequest) -> Response[str]:
+    service = get_service()
+    outcome = service.predict({"instances": request.instances}, request_id=_request_id())
+    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=outcome.rows)
+    metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=outcome.inference_ms)
+    return _json(200, outcome.body, {"X-Model-Version": service.manifest.version})
+
+
+@app.get("/health", summary="Readiness of this execution environment", tags=["ops"])
+def health() -> Response[str]:
+    try:
+        service = get_service()
+    except ServingError as err:
+        return _json(503, {"status": "not_ready", "reason": err.message})
+    return _json(200, {"status": "ready", "model": service.model_info_ref()})
+
+
+@app.get("/model", summary="The model's public contract (manifest without baselines)", tags=["ops"])
+def model() -> Response[str]:
+    return _json(200, get_service().manifest.public())
+
+
+@app.exception_handler(ServingError)
+def _serving_error(err: ServingError) -> Response[str]:
+    return _error(err)
+
+
+@app.exception_handler(RequestValidationError)
+def _envelope_error(exc: RequestValidationError) -> Response[str]:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _error(malformed("body is not valid JSON"))
+    details = [_field_error(e) for e in errors]
+    if any(d.row is None for d in details):  # the envelope itself is wrong: 400
+        return _error(malformed("request body must be {\"instances\": [ {...}, ... ]}", details))
+    return _error(ServingError("validation_failed", f"{len(details)} invalid row(s)", details, status=422))
+
+
+def _field_error(error: dict[str, Any]) -> FieldError:
+    loc = [p for p in error.get("loc", ()) if p != "body"]
+    row = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    field = ".".join(str(p) for p in loc) or "body"
+    code = "wrong_type" if str(error.get("type", "")).endswith("_type") else str(error.get("type", "invalid"))
+    return FieldError(row, field if row is None else "instances", code, str(error.get("msg", "invalid")))
+
+
+@app.not_found
+def _not_found(_exc: Exception) -> Response[str]:
+    return _json(404, {"error": {"code": "not_found", "message": "no such route", "details": [], "truncated": False}})
+
+
+@app.exception_handler(Exception)
+def _internal(exc: Exception) -> Response[str]:
+    # Logged with the stack for operators; the caller gets a request id, never a trace.
+    logger.exception("unhandled error")
+    metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
+    body = {"error": {"code": "internal_error", "message": "internal error", "request_id": _request_id(),
+                      "details": [], "truncated": False}}
+    return _json(500, body)
+
+
+def _body_size(event: dict[str, Any]) -> int:
+    body = event.get("body") or ""
+    # A base64 body is 4/3 the size of the bytes it carries.
+    return (len(body) * 3) // 4 if event.get("isBase64Encoded") else len(body)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    started = time.perf_counter()
+    size = _body_size(event)
+    if size > settings.max_body_bytes:
+        # Refused before JSON parsing: the cheapest possible answer to an oversized body.
+        err = too_large("body_too_large", f"body is {size} bytes; at most {settings.max_body_bytes} allowed")
+        body = err.body()
+        body["error"]["request_id"] = event.get("requestContext", {}).get("requestId", "unknown")
+        metrics.add_metric(name=f"Rejected_{err.code}", unit=MetricUnit.Count, value=1)
+        return {"statusCode": 413, "headers": {"Content-Type": JSON}, "body": json.dumps(body)}
+    response = app.resolve(event, context)
+    metrics.add_metric(name="HandlerTime", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
+    return response

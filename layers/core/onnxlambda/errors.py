@@ -1,0 +1,75 @@
+"""Domain errors and the one structured error body that every caller sees.
+
+The transport maps each error to a status code through `status`; nothing here knows about HTTP
+frameworks, so the API, batch and V2 paths share the same vocabulary of error codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one value: which row, which field, what kind, in words."""
+
+    row: int | None
+    field: str
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "field": self.field, "code": self.code, "message": self.message}
+
+
+@dataclass(slots=True)
+class ServingError(Exception):
+    """Base class: a request the service refuses, with a stable machine-readable code."""
+
+    code: str
+    message: str
+    details: list[FieldError] = field(default_factory=list)
+    truncated: bool = False
+    status: int = 400
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "details": [d.to_dict() for d in self.details],
+                "truncated": self.truncated,
+            }
+        }
+
+
+def malformed(message: str, details: list[FieldError] | None = None) -> ServingError:
+    """The body cannot be understood at all (not JSON, wrong top-level shape): 400."""
+    return ServingError("malformed_request", message, details or [], status=400)
+
+
+def invalid(details: list[FieldError], limit: int) -> ServingError:
+    """Well-formed but values break the model's contract: 422 with the field-level list."""
+    rows = {d.row for d in details if d.row is not None}
+    message = f"{len(details)} invalid value(s)" + (f" in {len(rows)} row(s)" if rows else "")
+    return ServingError(
+        "validation_failed", message, details[:limit], truncated=len(details) > limit, status=422
+    )
+
+
+def too_large(code: str, message: str) -> ServingError:
+    """Body or row count over the configured limit: 413, refused before heavy work."""
+    return ServingError(code, message, status=413)
+
+
+def not_ready(message: str) -> ServingError:
+    """The model could not be loaded in this execution environment: 503."""
+    return ServingError("model_not_ready", message, status=503)
+
+
+class ModelLoadError(Exception):
+    """The model directory is missing, corrupt, or its sha256 differs from the manifest."""

@@ -1,0 +1,266 @@
+"""Column-wise validation of request rows against the manifest's features.
+
+Rows arrive as JSON objects (`{"feature": value, ...}`). Checking them object by object in Python
+would dominate a 1,000-row request, so every check here works on a whole column: one pass to
+collect the column, a set of the value types seen, and numpy comparisons for finiteness and range.
+The slow, row-by-row path runs only to *describe* errors once a column is known to be bad.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from onnxlambda.errors import FieldError, ServingError, invalid, malformed, too_large
+from onnxlambda.manifest import Feature, Manifest
+
+_NUMERIC_TYPES = frozenset({int, float})
+_NP_DTYPES: dict[str, npt.DTypeLike] = {"float32": np.float32, "float64": np.float64, "int64": np.int64}
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+Columns = dict[str, npt.NDArray[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnHealth:
+    """Per-feature counts for input-health metrics: how many values were null."""
+
+    rows: int
+    missing: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidatedBatch:
+    """Model-ready tensors (shape [N, 1], keyed by ONNX input name) and input-health counts."""
+
+    tensors: Columns
+    rows: int
+    health: ColumnHealth
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+class Validator:
+    """Built once per model; `validate(rows)` turns request rows into tensors or a 4xx error."""
+
+    def __init__(self, manifest: Manifest, *, max_rows: int, max_error_details: int = 100) -> None:
+        self._manifest = manifest
+        self._features = manifest.features
+        self._keys = frozenset(manifest.feature_names)
+        self._reject_extra = manifest.extra_fields == "reject"
+        self._max_rows = max_rows
+        self._max_details = max_error_details
+        self._categories = {f.name: frozenset(f.categories or ()) for f in manifest.features}
+
+    @property
+    def max_rows(self) -> int:
+        return self._max_rows
+
+    def validate(self, rows: object) -> ValidatedBatch:
+        rows = self._check_envelope(rows)
+        errors: list[FieldError] = []
+        self._check_keys(rows, errors)
+        tensors: Columns = {}
+        missing: dict[str, int] = {}
+        for feature in self._features:
+            # A row with a missing key was reported above; read it as null so the other
+            # columns are still checked and the caller sees every problem at once.
+            values = [row.get(feature.name) for row in rows]
+            if feature.is_categorical:
+                tensor, nulls = self._string_column(feature, values, errors)
+            else:
+                tensor, nulls = self._numeric_column(feature, values, errors)
+            tensors[feature.tensor_name] = tensor
+            missing[feature.name] = nulls
+        if errors:
+            errors.sort(key=lambda e: (e.row if e.row is not None else -1))
+            raise invalid(errors, self._max_details)
+        return ValidatedBatch(tensors, len(rows), ColumnHealth(len(rows), missing))
+
+    # -- envelope and keys ------------------------------------------------------------------
+
+    def _check_envelope(self, rows: object) -> list[dict[str, Any]]:
+        if not isinstance(rows, list):
+            raise malformed(
+                f"'instances' must be an array of objects, got {_type_name(rows)}",
+                [FieldError(None, "instances", "wrong_type", "expected an array of row objects")],
+            )
+        if not rows:
+            raise invalid([FieldError(None, "instances", "empty", "at least one row is required")], 1)
+        if len(rows) > self._max_rows:
+            raise too_large(
+                "too_many_rows", f"{len(rows)} rows sent; at most {self._max_rows} per request"
+            )
+        if not all(type(r) is dict for r in rows):
+            bad = [
+                FieldError(i, "instances", "wrong_type", f"row must be an object, got {_type_name(r)}")
+                for i, r in enumerate(rows)
+                if type(r) is not dict
+            ]
+            raise invalid(bad, self._max_details)
+        return rows
+
+    def _check_keys(self, rows: list[dict[str, Any]], errors: list[FieldError]) -> None:
+        keys = self._keys
+        for i, row in enumerate(rows):
+            if row.keys() == keys:  # the common case: one C-level set comparison
+                continue
+            present = row.keys()
+            for name in self._manifest.feature_names:
+                if name not in present:
+                    errors.append(
+                        FieldError(i, name, "missing_feature", f"feature {name!r} is required (send null if unknown and allowed)")
+                    )
+            if self._reject_extra:
+                for name in sorted(str(k) for k in present - keys):
+                    errors.append(FieldError(i, name, "unknown_feature", f"{name!r} is not a feature of this model"))
+
+    # -- columns ----------------------------------------------------------------------------
+
+    def _null_mask(self, feature: Feature, values: list[Any], errors: list[FieldError]) -> npt.NDArray[np.bool_]:
+        mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        if not feature.nullable:
+            for i in np.flatnonzero(mask).tolist():
+                errors.append(FieldError(i, feature.name, "null_not_allowed", f"{feature.name!r} cannot be null"))
+        return mask
+
+    def _numeric_column(
+        self, feature: Feature, values: list[Any], errors: list[FieldError]
+    ) -> tuple[npt.NDArray[Any], int]:
+        n = len(values)
+        types = set(map(type, values))
+        has_null = type(None) in types
+        nulls = self._null_mask(feature, values, errors) if has_null else np.zeros(n, dtype=bool)
+        if not types <= _NUMERIC_TYPES | {type(None)}:
+            # bool is a subclass of int but never a number here; strings are never parsed.
+            for i, v in enumerate(values):
+                if v is not None and type(v) not in _NUMERIC_TYPES:
+                    errors.append(
+                        FieldError(i, feature.name, "wrong_type", f"expected a number, got {_type_name(v)}")
+                    )
+            values = [v if type(v) in _NUMERIC_TYPES else None for v in values]
+            nulls = nulls | np.fromiter((v is None for v in values), dtype=bool, count=n)
+        try:
+            column = np.array(values, dtype=np.float64)  # None becomes NaN
+        except OverflowError:  # an integer beyond float64: report it, keep checking the rest
+            column = np.array([_to_float(v) for v in values], dtype=np.float64)
+        finite = np.isfinite(column)
+        not_finite = ~finite & ~nulls
+        if not_finite.any():
+            for i in np.flatnonzero(not_finite).tolist():
+                errors.append(
+                    FieldError(i, feature.name, "not_finite", f"{feature.name!r} must be a finite number, got {values[i]!r}")
+                )
+        self._check_range(feature, column, finite, errors)
+        if feature.dtype == "int64":
+            self._check_integral(feature, column, finite, errors)
+            column = np.where(finite, column, 0)  # ints have no NaN; nulls are rejected for int features
+        tensor = column.astype(_NP_DTYPES[feature.dtype]).reshape(n, 1)
+        if feature.dtype == "float32":
+            # Values beyond float32's range would silently become inf.
+            overflow = finite & ~np.isfinite(tensor[:, 0])
+            for i in np.flatnonzero(overflow).tolist():
+                errors.append(FieldError(i, feature.name, "out_of_range", f"{values[i]!r} does not fit float32"))
+        return tensor, int(nulls.sum())
+
+    def _check_range(
+        self, feature: Feature, column: npt.NDArray[np.float64], finite: npt.NDArray[np.bool_], errors: list[FieldError]
+    ) -> None:
+        lo, hi = feature.minimum, feature.maximum
+        if lo is None and hi is None:
+            return
+        low = finite & (column < lo) if lo is not None else np.zeros_like(finite)
+        high = finite & (column > hi) if hi is not None else np.zeros_like(finite)
+        bad = low | high
+        if bad.any():
+            span = f"[{_fmt(lo)}, {_fmt(hi)}]"
+            for i in np.flatnonzero(bad).tolist():
+                errors.append(
+                    FieldError(i, feature.name, "out_of_range", f"{feature.name!r}={_fmt(column[i])} is outside {span}")
+                )
+
+    @staticmethod
+    def _check_integral(
+        feature: Feature, column: npt.NDArray[np.float64], finite: npt.NDArray[np.bool_], errors: list[FieldError]
+    ) -> None:
+        bad = finite & ((column != np.round(column)) | (column < _INT64_MIN) | (column > _INT64_MAX))
+        for i in np.flatnonzero(bad).tolist():
+            errors.append(FieldError(i, feature.name, "wrong_type", f"expected an integer, got {_fmt(column[i])}"))
+
+    def _string_column(
+        self, feature: Feature, values: list[Any], errors: list[FieldError]
+    ) -> tuple[npt.NDArray[Any], int]:
+        n = len(values)
+        types = set(map(type, values))
+        nulls = 0
+        skip: npt.NDArray[np.bool_] | None = None  # nulls and wrong types: already reported
+        if type(None) in types:
+            skip = self._null_mask(feature, values, errors)
+            nulls = int(skip.sum())
+        if not types <= {str, type(None)}:
+            wrong = np.fromiter((v is not None and type(v) is not str for v in values), dtype=bool, count=n)
+            for i in np.flatnonzero(wrong).tolist():
+                errors.append(
+                    FieldError(i, feature.name, "wrong_type", f"expected a string, got {_type_name(values[i])}")
+                )
+            skip = wrong if skip is None else skip | wrong
+        if skip is not None:
+            values = ["" if s else v for v, s in zip(values, skip.tolist(), strict=True)]  # "" reads as missing
+        allowed = self._categories[feature.name]
+        if not allowed.issuperset(values):
+            shown = ", ".join(sorted(allowed))
+            for i, v in enumerate(values):
+                if v not in allowed and (skip is None or not skip[i]):
+                    errors.append(FieldError(i, feature.name, "unknown_category", f"{v!r} is not one of: {shown}"))
+        return np.array(values, dtype=object).reshape(n, 1), nulls
+
+
+def _to_float(value: Any) -> float:
+    try:
+        return float(value)
+    except (OverflowError, TypeError):
+        return math.inf if isinstance(value, int) and value > 0 else -math.inf
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:g}"
+
+
+def parse_instances(body: object) -> Sequence[object]:
+    """Pull the row list out of a `{"instances": [...]}` envelope or raise a 400."""
+    if not isinstance(body, dict):
+        raise malformed(f"request body must be a JSON object, got {_type_name(body)}")
+    if "instances" not in body:
+        raise malformed("request body must have an 'instances' array",
+                        [FieldError(None, "instances", "missing_field", "'instances' is required")])
+    instances = body["instances"]
+    if not isinstance(instances, list):
+        raise malformed(
+            f"'instances' must be an array of objects, got {_type_name(instances)}",
+            [FieldError(None, "instances", "wrong_type", "expected an array of row objects")],
+        )
+    return instances
+
+
+__all__ = ["ColumnHealth", "Columns", "ServingError", "ValidatedBatch", "Validator", "parse_instances"]

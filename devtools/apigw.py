@@ -88,7 +88,9 @@ def to_http_response(result: object) -> HttpResponse:
     if not isinstance(result, dict) or "statusCode" not in result:
         # Format 2.0 treats a non-response result as a 200 JSON body; a function error is a 500.
         if isinstance(result, dict) and "errorMessage" in result:
-            return HttpResponse(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+            return HttpResponse(
+                500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
+            )
         return HttpResponse(200, {"content-type": "application/json"}, json.dumps(result).encode())
     headers = {str(k).lower(): str(v) for k, v in (result.get("headers") or {}).items()}
     raw = result.get("body") or ""

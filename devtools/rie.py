@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".aws-sam" / "build"
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 _REPORT = re.compile(
-    r"REPORT RequestId: (?P<id>\S+)\s+(?:Init Duration: (?P<init>[\d.]+) ms\s+)?Duration: (?P<dur>[\d.]+) ms"
-    r"\s+Billed Duration: (?P<billed>[\d.]+) ms\s+Memory Size: (?P<mem>\d+) MB\s+Max Memory Used: (?P<used>\d+) MB"
+    r"REPORT RequestId: (?P<id>\S+)\s+(?:Init Duration: (?P<init>[\d.]+) ms\s+)?"
+    r"Duration: (?P<dur>[\d.]+) ms\s+Billed Duration: (?P<billed>[\d.]+) ms\s+"
+    r"Memory Size: (?P<mem>\d+) MB\s+Max Memory Used: (?P<used>\d+) MB"
 )
 
 
@@ -41,9 +42,13 @@ def rie_binary() -> Path:
     env = os.environ.get("RIE_BINARY")
     if env:
         return Path(env)
-    found = sorted((ROOT / ".venv-sam").glob("lib/python3*/site-packages/samcli/local/rapid/aws-lambda-rie-x86_64"))
+    found = sorted(
+        (ROOT / ".venv-sam").glob("lib/python3*/site-packages/samcli/local/rapid/aws-lambda-rie-x86_64")
+    )
     if not found:
-        raise FileNotFoundError("aws-lambda-rie-x86_64 not found: run `make setup` (it ships inside aws-sam-cli)")
+        raise FileNotFoundError(
+            "aws-lambda-rie-x86_64 not found: run `make setup` (it ships inside aws-sam-cli)"
+        )
     return found[0]
 
 
@@ -88,15 +93,22 @@ class BuiltFunction:
         resources = template["Resources"]
         glob = template.get("Globals", {}).get("Function", {})
         props = resources[logical_id]["Properties"]
-        layers = [ref["Ref"] if isinstance(ref, dict) else ref for ref in props.get("Layers") or glob.get("Layers") or []]
-        layer_dirs = [build_dir / resources[name]["Properties"]["ContentUri"] if name in resources else build_dir / name
-                      for name in layers if name]
+        layers = [
+            ref["Ref"] if isinstance(ref, dict) else ref
+            for ref in props.get("Layers") or glob.get("Layers") or []
+        ]
+        layer_dirs = [
+            build_dir / resources[name]["Properties"]["ContentUri"] if name in resources else build_dir / name
+            for name in layers
+            if name
+        ]
         defaults = {k: v.get("Default") for k, v in (template.get("Parameters") or {}).items()}
         env: dict[str, str] = {}
         for source in (glob.get("Environment", {}), props.get("Environment", {})):
-            for key, value in (source.get("Variables") or {}).items():
-                if isinstance(value, dict) and defaults.get(value.get("Ref")) is not None:
-                    value = defaults[value["Ref"]]  # a parameter's default, as a deploy without overrides
+            for key, raw in (source.get("Variables") or {}).items():
+                value = raw
+                if isinstance(raw, dict) and defaults.get(raw.get("Ref")) is not None:
+                    value = defaults[raw["Ref"]]  # a parameter's default, as a deploy without overrides
                 if isinstance(value, (str, int, float)):
                     env[key] = str(value)
         return cls(
@@ -111,7 +123,9 @@ class BuiltFunction:
 
     def opt_env(self) -> dict[str, str]:
         """The environment Lambda would give the function, with /opt mapped to the built layers."""
-        python_dirs = [str(self.code_dir)] + [str(d / "python") for d in self.layer_dirs if (d / "python").is_dir()]
+        python_dirs = [str(self.code_dir)] + [
+            str(d / "python") for d in self.layer_dirs if (d / "python").is_dir()
+        ]
         env = dict(self.environment)
         for d in self.layer_dirs:
             if (d / "model").is_dir():
@@ -161,28 +175,41 @@ class EmulatedFunction:
         env.update(self.extra_env)
         cmd = [
             str(rie_binary()),
-            "--runtime-interface-emulator-address", f"127.0.0.1:{self.port}",
-            "--runtime-api-address", f"127.0.0.1:{free_port()}",
-            str(runtime_python()), "-m", "awslambdaric", self.function.handler,
+            "--runtime-interface-emulator-address",
+            f"127.0.0.1:{self.port}",
+            "--runtime-api-address",
+            f"127.0.0.1:{free_port()}",
+            str(runtime_python()),
+            "-m",
+            "awslambdaric",
+            self.function.handler,
         ]
         self._proc = subprocess.Popen(
-            cmd, cwd=self.function.code_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1,
+            cmd,
+            cwd=self.function.code_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
         )
         threading.Thread(target=self._pump, args=(self._proc.stdout,), daemon=True).start()
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError("emulator exited early:\n" + "\n".join(self.log[-30:]))
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
+            ):
                 return self
             time.sleep(0.05)
         raise TimeoutError(f"emulator did not listen on {self.port} within {wait_s}s")
 
     def _pump(self, stream: IO[str] | None) -> None:
         assert stream is not None
-        for line in stream:
-            line = line.rstrip("\n")
+        for raw in stream:
+            line = raw.rstrip("\n")
             self.log.append(line)
             match = _REPORT.search(line)
             if match:
@@ -198,7 +225,9 @@ class EmulatedFunction:
 
     def invoke_raw(self, payload: bytes, timeout: float = 60.0) -> bytes:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{INVOKE_PATH}", data=payload, method="POST",
+            f"http://127.0.0.1:{self.port}{INVOKE_PATH}",
+            data=payload,
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         with self._lock, urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
@@ -242,7 +271,9 @@ def emulated(logical_id: str, build_dir: Path = BUILD_DIR, **env: str) -> Iterat
 __all__ = ["BUILD_DIR", "BuiltFunction", "EmulatedFunction", "Report", "emulated", "free_port", "rie_binary"]
 
 
-if __name__ == "__main__":  # pragma: no cover - manual smoke: python -m devtools.rie ApiFunction events/x.json
+if (
+    __name__ == "__main__"
+):  # pragma: no cover - manual smoke: python -m devtools.rie ApiFunction events/x.json
     import sys
 
     with emulated(sys.argv[1]) as fn:

@@ -11,6 +11,7 @@ declare gets API Gateway's own 404, as it would when deployed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import queue
 import re
@@ -66,7 +67,9 @@ class Front:
         for function in sorted({r.function for r in self.routes}):
             pool: queue.Queue[EmulatedFunction] = queue.Queue()
             for _ in range(workers):
-                emulator = EmulatedFunction(BuiltFunction.from_build(function, build_dir), extra_env=env).start()
+                emulator = EmulatedFunction(
+                    BuiltFunction.from_build(function, build_dir), extra_env=env
+                ).start()
                 self.emulators.append(emulator)
                 pool.put(emulator)
             self.pools[function] = pool
@@ -78,20 +81,25 @@ class Front:
                 return route, found.groupdict()
         return None
 
-    def handle(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> HttpResponse:
+    def handle(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> HttpResponse:
         matched = self.match(method, path)
         if matched is None:
             return HttpResponse(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
         route, params = matched
-        event = http_api_event(method, path, body=body, headers=headers, query=query,
-                               route_key=f"{route.method} {route.path}")
+        event = http_api_event(
+            method, path, body=body, headers=headers, query=query, route_key=f"{route.method} {route.path}"
+        )
         if params:
             event["pathParameters"] = params
         emulator = self.pools[route.function].get()
         try:
             result: Any = emulator.invoke(event, timeout=emulator.function.timeout_s + 5)
         except Exception:  # the function crashed or timed out: API Gateway answers 500/503
-            return HttpResponse(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
+            return HttpResponse(
+                500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}'
+            )
         finally:
             self.pools[route.function].put(emulator)
         return to_http_response(result)
@@ -119,9 +127,9 @@ def _handler_class(front: Front, quiet: bool) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(response.body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: Any) -> None:
             if not quiet:
                 sys.stderr.write(f"{self.address_string()} {format % args}\n")
 
@@ -129,8 +137,13 @@ def _handler_class(front: Front, quiet: bool) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serving(build_dir: Path = BUILD_DIR, port: int = 0, workers: int = 1, quiet: bool = True,
-            env: dict[str, str] | None = None) -> Iterator[tuple[ThreadingHTTPServer, Front]]:
+def serving(
+    build_dir: Path = BUILD_DIR,
+    port: int = 0,
+    workers: int = 1,
+    quiet: bool = True,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[ThreadingHTTPServer, Front]]:
     """Start the front (and its emulators) in a background thread; for tests and benchmarks."""
     front = Front(build_dir, workers, env or {})
     server = ThreadingHTTPServer(("127.0.0.1", port), _handler_class(front, quiet))
@@ -145,9 +158,13 @@ def serving(build_dir: Path = BUILD_DIR, port: int = 0, workers: int = 1, quiet:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, default=3000)
-    parser.add_argument("--workers", type=int, default=1, help="emulator processes per function (concurrency)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="emulator processes per function (concurrency)"
+    )
     parser.add_argument("--build-dir", type=Path, default=BUILD_DIR)
     args = parser.parse_args(argv)
     if not (args.build_dir / "template.yaml").exists():
@@ -164,10 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         print("Ctrl-C to stop.", flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

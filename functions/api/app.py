@@ -4,7 +4,6 @@ Transport only: routes, request envelope validation, error-to-status mapping, lo
 and tracing. Everything about the model lives in the core package (layers/core/onnxlambda).
 """
 
-
 import json
 import os
 import time
@@ -60,7 +59,9 @@ def _error(err: ServingError) -> Response[str]:
     body = err.body()
     body["error"]["request_id"] = _request_id()
     metrics.add_metric(name=f"Rejected_{err.code}", unit=MetricUnit.Count, value=1)
-    logger.info("request refused", extra={"status": err.status, "error_code": err.code, "details": len(err.details)})
+    logger.info(
+        "request refused", extra={"status": err.status, "error_code": err.code, "details": len(err.details)}
+    )
     return _json(err.status, body)
 
 
@@ -72,7 +73,6 @@ def _request_id() -> str:
 
 
 @app.post("/predict", summary="Predict one or many rows", tags=["predict"])
-@tracer.capture_method
 def predict(request: PredictRequest) -> Response[str]:
     service = get_service()
     outcome = service.predict({"instances": request.instances}, request_id=_request_id())
@@ -107,7 +107,7 @@ def _envelope_error(exc: RequestValidationError) -> Response[str]:
         return _error(malformed("body is not valid JSON"))
     details = [_field_error(e) for e in errors]
     if any(d.row is None for d in details):  # the envelope itself is wrong: 400
-        return _error(malformed("request body must be {\"instances\": [ {...}, ... ]}", details))
+        return _error(malformed('request body must be {"instances": [ {...}, ... ]}', details))
     return _error(ServingError("validation_failed", f"{len(details)} invalid row(s)", details, status=422))
 
 
@@ -121,7 +121,9 @@ def _field_error(error: dict[str, Any]) -> FieldError:
 
 @app.not_found
 def _not_found(_exc: Exception) -> Response[str]:
-    return _json(404, {"error": {"code": "not_found", "message": "no such route", "details": [], "truncated": False}})
+    return _json(
+        404, {"error": {"code": "not_found", "message": "no such route", "details": [], "truncated": False}}
+    )
 
 
 @app.exception_handler(Exception)
@@ -129,8 +131,15 @@ def _internal(exc: Exception) -> Response[str]:
     # Logged with the stack for operators; the caller gets a request id, never a trace.
     logger.exception("unhandled error")
     metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
-    body = {"error": {"code": "internal_error", "message": "internal error", "request_id": _request_id(),
-                      "details": [], "truncated": False}}
+    body = {
+        "error": {
+            "code": "internal_error",
+            "message": "internal error",
+            "request_id": _request_id(),
+            "details": [],
+            "truncated": False,
+        }
+    }
     return _json(500, body)
 
 
@@ -154,5 +163,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=f"Rejected_{err.code}", unit=MetricUnit.Count, value=1)
         return {"statusCode": 413, "headers": {"Content-Type": JSON}, "body": json.dumps(body)}
     response = app.resolve(event, context)
-    metrics.add_metric(name="HandlerTime", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000)
+    metrics.add_metric(
+        name="HandlerTime", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+    )
     return response

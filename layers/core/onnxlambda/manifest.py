@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MANIFEST_FILE = "manifest.json"
 GOLDEN_FILE = "golden.json"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 
 class _Frozen(BaseModel):
@@ -26,7 +26,10 @@ class NumericBaseline(_Frozen):
     """Distribution of a numeric column in the reference (training) data.
 
     `cut_points` are interior bin edges; `counts` has len(cut_points) + 1 entries, the first bin
-    open to -inf and the last to +inf, so every finite value lands in some bin.
+    open to -inf and the last to +inf, so every finite value lands in some bin. A value x falls in
+    bin `numpy.searchsorted(cut_points, x, side="right")`, i.e. bin i is [cut[i-1], cut[i]).
+    `count` includes missing values, so sum(counts) == count - missing. Monitors must bin the
+    same way.
     """
 
     kind: Literal["numeric"] = "numeric"
@@ -192,7 +195,8 @@ class Manifest(_Frozen):
 
 class GoldenCase(_Frozen):
     instance: dict[str, float | int | str | None]
-    # classification: {"label": str, "probabilities": {label: p}}; regression: {"prediction": v}
+    # classification: {"label": str, "probabilities": {label: p}}; regression: {<output.name>: v},
+    # the same shape as a /predict response row without its inference_id.
     expected: dict[str, object]
 
 

@@ -21,7 +21,12 @@ from pydantic import ValidationError
 from onnxlambda.errors import ModelLoadError
 from onnxlambda.manifest import ClassificationOutput, Manifest, load_manifest
 
-_ORT_TYPES = {"float32": "tensor(float)", "float64": "tensor(double)", "int64": "tensor(int64)", "string": "tensor(string)"}
+_ORT_TYPES = {
+    "float32": "tensor(float)",
+    "float64": "tensor(double)",
+    "int64": "tensor(int64)",
+    "string": "tensor(string)",
+}
 
 
 def sha256_file(path: Path) -> str:
@@ -51,7 +56,9 @@ class ModelRuntime:
         self.model_dir = model_dir
         out = manifest.output
         if isinstance(out, ClassificationOutput):
-            self._output_names = [out.label_tensor] + ([out.probability_tensor] if out.probability_tensor else [])
+            self._output_names = [out.label_tensor] + (
+                [out.probability_tensor] if out.probability_tensor else []
+            )
         else:
             self._output_names = [out.value_tensor]
 
@@ -79,7 +86,9 @@ class ModelRuntime:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
-            session = ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(
+                model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt graphs
             raise ModelLoadError(f"onnxruntime cannot load {model_path}: {exc}") from exc
         _check_signature(manifest, session)
@@ -109,4 +118,6 @@ def _check_signature(manifest: Manifest, session: ort.InferenceSession) -> None:
         else {out.value_tensor}
     )
     if not wanted <= outputs:
-        raise ModelLoadError(f"model outputs {sorted(outputs)} lack {sorted(wanted - outputs)} named in the manifest")
+        raise ModelLoadError(
+            f"model outputs {sorted(outputs)} lack {sorted(wanted - outputs)} named in the manifest"
+        )

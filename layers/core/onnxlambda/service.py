@@ -48,11 +48,13 @@ class Service:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Service:
-        return cls(ModelRuntime.load(settings.model_dir, intra_op_threads=settings.ort_intra_op_threads), settings)
+        return cls(
+            ModelRuntime.load(settings.model_dir, intra_op_threads=settings.ort_intra_op_threads), settings
+        )
 
     def parse_body(self, raw: str | bytes | None) -> object:
         """Decode a JSON request body, refusing oversized ones before any parsing work."""
-        if raw is None or raw == "" or raw == b"":
+        if not raw:
             raise malformed("request body is empty; expected a JSON object")
         if len(raw) > self.settings.max_body_bytes:
             raise too_large(
@@ -99,7 +101,8 @@ def shape_rows(manifest: Manifest, prediction: Prediction) -> list[dict[str, Any
             {"label": label, "probabilities": dict(zip(names, p, strict=True))}
             for label, p in zip(prediction.labels, probs, strict=True)
         ]
-    assert isinstance(out, RegressionOutput) and prediction.values is not None
+    assert isinstance(out, RegressionOutput)
+    assert prediction.values is not None
     return [{out.name: v} for v in prediction.values.tolist()]
 
 
@@ -128,7 +131,7 @@ def load_error() -> str | None:
 
 def reset_service() -> None:
     """Forget the loaded service (tests, or a deliberate reload)."""
-    global _service, _load_error  # noqa: PLW0603
+    global _service, _load_error
     _service, _load_error = None, None
 
 

@@ -8,7 +8,6 @@ The slow, row-by-row path runs only to *describe* errors once a column is known 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +42,7 @@ class ValidatedBatch:
     health: ColumnHealth
 
 
-def _type_name(value: object) -> str:
+def _type_name(value: object) -> str:  # noqa: PLR0911 - one return per JSON type
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -78,21 +77,24 @@ class Validator:
     def validate(self, rows: object) -> ValidatedBatch:
         rows = self._check_envelope(rows)
         errors: list[FieldError] = []
-        self._check_keys(rows, errors)
+        absent = self._check_keys(rows, errors)
         tensors: Columns = {}
         missing: dict[str, int] = {}
         for feature in self._features:
             # A row with a missing key was reported above; read it as null so the other
             # columns are still checked and the caller sees every problem at once.
             values = [row.get(feature.name) for row in rows]
+            column_errors: list[FieldError] = []
             if feature.is_categorical:
-                tensor, nulls = self._string_column(feature, values, errors)
+                tensor, nulls = self._string_column(feature, values, column_errors)
             else:
-                tensor, nulls = self._numeric_column(feature, values, errors)
+                tensor, nulls = self._numeric_column(feature, values, column_errors)
+            skip = absent.get(feature.name)
+            errors.extend(e for e in column_errors if not skip or e.row not in skip)
             tensors[feature.tensor_name] = tensor
             missing[feature.name] = nulls
         if errors:
-            errors.sort(key=lambda e: (e.row if e.row is not None else -1))
+            errors.sort(key=lambda e: e.row if e.row is not None else -1)
             raise invalid(errors, self._max_details)
         return ValidatedBatch(tensors, len(rows), ColumnHealth(len(rows), missing))
 
@@ -107,9 +109,7 @@ class Validator:
         if not rows:
             raise invalid([FieldError(None, "instances", "empty", "at least one row is required")], 1)
         if len(rows) > self._max_rows:
-            raise too_large(
-                "too_many_rows", f"{len(rows)} rows sent; at most {self._max_rows} per request"
-            )
+            raise too_large("too_many_rows", f"{len(rows)} rows sent; at most {self._max_rows} per request")
         if not all(type(r) is dict for r in rows):
             bad = [
                 FieldError(i, "instances", "wrong_type", f"row must be an object, got {_type_name(r)}")
@@ -119,28 +119,43 @@ class Validator:
             raise invalid(bad, self._max_details)
         return rows
 
-    def _check_keys(self, rows: list[dict[str, Any]], errors: list[FieldError]) -> None:
+    def _check_keys(self, rows: list[dict[str, Any]], errors: list[FieldError]) -> dict[str, set[int]]:
+        """Report missing and extra keys; return, per feature, the rows that lack it."""
         keys = self._keys
+        absent: dict[str, set[int]] = {}
         for i, row in enumerate(rows):
             if row.keys() == keys:  # the common case: one C-level set comparison
                 continue
             present = row.keys()
             for name in self._manifest.feature_names:
                 if name not in present:
+                    absent.setdefault(name, set()).add(i)
                     errors.append(
-                        FieldError(i, name, "missing_feature", f"feature {name!r} is required (send null if unknown and allowed)")
+                        FieldError(
+                            i,
+                            name,
+                            "missing_feature",
+                            f"feature {name!r} is required (send null if unknown and allowed)",
+                        )
                     )
             if self._reject_extra:
                 for name in sorted(str(k) for k in present - keys):
-                    errors.append(FieldError(i, name, "unknown_feature", f"{name!r} is not a feature of this model"))
+                    errors.append(
+                        FieldError(i, name, "unknown_feature", f"{name!r} is not a feature of this model")
+                    )
+        return absent
 
     # -- columns ----------------------------------------------------------------------------
 
-    def _null_mask(self, feature: Feature, values: list[Any], errors: list[FieldError]) -> npt.NDArray[np.bool_]:
+    def _null_mask(
+        self, feature: Feature, values: list[Any], errors: list[FieldError]
+    ) -> npt.NDArray[np.bool_]:
         mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
         if not feature.nullable:
             for i in np.flatnonzero(mask).tolist():
-                errors.append(FieldError(i, feature.name, "null_not_allowed", f"{feature.name!r} cannot be null"))
+                errors.append(
+                    FieldError(i, feature.name, "null_not_allowed", f"{feature.name!r} cannot be null")
+                )
         return mask
 
     def _numeric_column(
@@ -161,14 +176,28 @@ class Validator:
             nulls = nulls | np.fromiter((v is None for v in values), dtype=bool, count=n)
         try:
             column = np.array(values, dtype=np.float64)  # None becomes NaN
-        except OverflowError:  # an integer beyond float64: report it, keep checking the rest
-            column = np.array([_to_float(v) for v in values], dtype=np.float64)
+        except OverflowError:  # an integer beyond float64's range
+            for i, v in enumerate(values):
+                if type(v) is int and not _fits_float(v):
+                    errors.append(
+                        FieldError(
+                            i, feature.name, "out_of_range", f"{feature.name!r} is far outside any range"
+                        )
+                    )
+            values = [v if type(v) is not int or _fits_float(v) else None for v in values]
+            nulls = nulls | np.fromiter((v is None for v in values), dtype=bool, count=n)
+            column = np.array(values, dtype=np.float64)
         finite = np.isfinite(column)
         not_finite = ~finite & ~nulls
         if not_finite.any():
             for i in np.flatnonzero(not_finite).tolist():
                 errors.append(
-                    FieldError(i, feature.name, "not_finite", f"{feature.name!r} must be a finite number, got {values[i]!r}")
+                    FieldError(
+                        i,
+                        feature.name,
+                        "not_finite",
+                        f"{feature.name!r} must be a finite number, got {values[i]!r}",
+                    )
                 )
         self._check_range(feature, column, finite, errors)
         if feature.dtype == "int64":
@@ -179,11 +208,17 @@ class Validator:
             # Values beyond float32's range would silently become inf.
             overflow = finite & ~np.isfinite(tensor[:, 0])
             for i in np.flatnonzero(overflow).tolist():
-                errors.append(FieldError(i, feature.name, "out_of_range", f"{values[i]!r} does not fit float32"))
+                errors.append(
+                    FieldError(i, feature.name, "out_of_range", f"{values[i]!r} does not fit float32")
+                )
         return tensor, int(nulls.sum())
 
     def _check_range(
-        self, feature: Feature, column: npt.NDArray[np.float64], finite: npt.NDArray[np.bool_], errors: list[FieldError]
+        self,
+        feature: Feature,
+        column: npt.NDArray[np.float64],
+        finite: npt.NDArray[np.bool_],
+        errors: list[FieldError],
     ) -> None:
         lo, hi = feature.minimum, feature.maximum
         if lo is None and hi is None:
@@ -195,16 +230,26 @@ class Validator:
             span = f"[{_fmt(lo)}, {_fmt(hi)}]"
             for i in np.flatnonzero(bad).tolist():
                 errors.append(
-                    FieldError(i, feature.name, "out_of_range", f"{feature.name!r}={_fmt(column[i])} is outside {span}")
+                    FieldError(
+                        i,
+                        feature.name,
+                        "out_of_range",
+                        f"{feature.name!r}={_fmt(column[i])} is outside {span}",
+                    )
                 )
 
     @staticmethod
     def _check_integral(
-        feature: Feature, column: npt.NDArray[np.float64], finite: npt.NDArray[np.bool_], errors: list[FieldError]
+        feature: Feature,
+        column: npt.NDArray[np.float64],
+        finite: npt.NDArray[np.bool_],
+        errors: list[FieldError],
     ) -> None:
         bad = finite & ((column != np.round(column)) | (column < _INT64_MIN) | (column > _INT64_MAX))
         for i in np.flatnonzero(bad).tolist():
-            errors.append(FieldError(i, feature.name, "wrong_type", f"expected an integer, got {_fmt(column[i])}"))
+            errors.append(
+                FieldError(i, feature.name, "wrong_type", f"expected an integer, got {_fmt(column[i])}")
+            )
 
     def _string_column(
         self, feature: Feature, values: list[Any], errors: list[FieldError]
@@ -220,25 +265,32 @@ class Validator:
             wrong = np.fromiter((v is not None and type(v) is not str for v in values), dtype=bool, count=n)
             for i in np.flatnonzero(wrong).tolist():
                 errors.append(
-                    FieldError(i, feature.name, "wrong_type", f"expected a string, got {_type_name(values[i])}")
+                    FieldError(
+                        i, feature.name, "wrong_type", f"expected a string, got {_type_name(values[i])}"
+                    )
                 )
             skip = wrong if skip is None else skip | wrong
         if skip is not None:
-            values = ["" if s else v for v, s in zip(values, skip.tolist(), strict=True)]  # "" reads as missing
+            values = [
+                "" if s else v for v, s in zip(values, skip.tolist(), strict=True)
+            ]  # "" reads as missing
         allowed = self._categories[feature.name]
         if not allowed.issuperset(values):
             shown = ", ".join(sorted(allowed))
             for i, v in enumerate(values):
                 if v not in allowed and (skip is None or not skip[i]):
-                    errors.append(FieldError(i, feature.name, "unknown_category", f"{v!r} is not one of: {shown}"))
+                    errors.append(
+                        FieldError(i, feature.name, "unknown_category", f"{v!r} is not one of: {shown}")
+                    )
         return np.array(values, dtype=object).reshape(n, 1), nulls
 
 
-def _to_float(value: Any) -> float:
+def _fits_float(value: int) -> bool:
     try:
-        return float(value)
-    except (OverflowError, TypeError):
-        return math.inf if isinstance(value, int) and value > 0 else -math.inf
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _fmt(value: float | None) -> str:
@@ -252,8 +304,10 @@ def parse_instances(body: object) -> Sequence[object]:
     if not isinstance(body, dict):
         raise malformed(f"request body must be a JSON object, got {_type_name(body)}")
     if "instances" not in body:
-        raise malformed("request body must have an 'instances' array",
-                        [FieldError(None, "instances", "missing_field", "'instances' is required")])
+        raise malformed(
+            "request body must have an 'instances' array",
+            [FieldError(None, "instances", "missing_field", "'instances' is required")],
+        )
     instances = body["instances"]
     if not isinstance(instances, list):
         raise malformed(

@@ -17,6 +17,7 @@ PORT ?= 3000
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(MODEL)
 
 .PHONY: help setup build serve test unit integration lint typecheck validate model clean
+.PHONY: deploy status rollback changelog
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +66,24 @@ test: lint typecheck validate build  ## everything CI runs: lint, types, templat
 model: setup  ## retrain the example models (byte-identical artifacts)
 	$(PY) models/penguins/train.py
 	$(PY) models/diabetes/train.py
+
+# -- releases (README "Releasing and rolling back") ---------------------------------------------
+ENV ?= dev
+# The function to inspect or roll back: FUNCTION=name, else the API function of ENV's stack.
+RELEASE_TARGET = $(if $(FUNCTION),--function $(FUNCTION),--config-env $(ENV))
+
+deploy: build  ## sam deploy ENV=dev|prod, stamping model version, sha256 and git revision on the new version
+	$(SAM) deploy --config-env $(if $(filter dev,$(ENV)),default,$(ENV)) \
+		--parameter-overrides "$$($(PY) -m devtools.release params --config-env $(ENV) --model $(MODEL))"
+
+status: setup  ## which version and model each alias serves (ENV=dev|prod or FUNCTION=name)
+	$(PY) -m devtools.release status $(RELEASE_TARGET)
+
+rollback: setup  ## point `live` back: previous version, or TO=<version> (ENV=dev|prod or FUNCTION=name)
+	$(PY) -m devtools.release rollback $(RELEASE_TARGET) --to $(or $(TO),previous)
+
+changelog: setup  ## CHANGELOG entry for models/$(MODEL) vs OLD=<manifest path or git:REV> [WHY="..."]
+	$(PY) -m devtools.changelog $(if $(OLD),$(OLD),--initial) models/$(MODEL)/manifest.json $(if $(WHY),--why "$(WHY)")
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,288 @@
+"""Which version and model each alias serves, and the one-command manual rollback.
+
+    python -m devtools.release status   --function onnxlambda-prod-api     (or --config-env prod)
+    python -m devtools.release rollback --function onnxlambda-prod-api [--alias live] [--to previous|7]
+    python -m devtools.release params   --config-env prod --model penguins  (what `make deploy` passes)
+
+CodeDeploy rolls back by itself while a deployment runs (an alarm fires or the pre-traffic hook
+fails). After it has finished, alarms no longer move the alias: `rollback` is the way back. It
+points the alias at an older published version - the code, layers and configuration that
+version was published with, so the model comes back with it - and records who moved it from
+where in the alias description. Every published version carries its model version, model
+sha256 and code revision (template.yaml: ApiFunction Environment and VersionDescription), which
+`status` reads back.
+
+Uses boto3's Lambda API only (credentials and region from the usual AWS environment), so it is
+tested against moto.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMCONFIG = ROOT / "samconfig.toml"
+
+TRACE_VARIABLES = {
+    "model_version": "RELEASE_MODEL_VERSION",
+    "model_sha256": "RELEASE_MODEL_SHA256",
+    "code_revision": "RELEASE_CODE_REVISION",
+}
+
+
+class ReleaseError(Exception):
+    """A request the CLI refuses, with a message meant for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class VersionInfo:
+    version: str
+    description: str
+    model_version: str
+    model_sha256: str
+    code_revision: str
+    last_modified: str
+
+
+@dataclass(frozen=True, slots=True)
+class AliasStatus:
+    alias: str
+    version: VersionInfo
+    # A CodeDeploy deployment in progress: {version: weight} of the extra version.
+    routing: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Rollback:
+    function: str
+    alias: str
+    from_version: str
+    to_version: str
+
+
+def published_versions(client: Any, function: str) -> list[str]:
+    """Published version numbers in ascending order ($LATEST is not a release)."""
+    versions: list[str] = []
+    for page in client.get_paginator("list_versions_by_function").paginate(FunctionName=function):
+        versions += [v["Version"] for v in page["Versions"] if v["Version"] != "$LATEST"]
+    return sorted(versions, key=int)
+
+
+def version_info(client: Any, function: str, version: str) -> VersionInfo:
+    config = client.get_function_configuration(FunctionName=function, Qualifier=version)
+    env = (config.get("Environment") or {}).get("Variables") or {}
+    trace = {field: env.get(var, "unknown") for field, var in TRACE_VARIABLES.items()}
+    return VersionInfo(
+        version=version,
+        description=config.get("Description", ""),
+        last_modified=config.get("LastModified", ""),
+        **trace,
+    )
+
+
+def status(client: Any, function: str, alias: str | None = None) -> list[AliasStatus]:
+    if alias:
+        aliases = [client.get_alias(FunctionName=function, Name=alias)]
+    else:
+        aliases = []
+        for page in client.get_paginator("list_aliases").paginate(FunctionName=function):
+            aliases += page["Aliases"]
+    return [
+        AliasStatus(
+            alias=a["Name"],
+            version=version_info(client, function, a["FunctionVersion"]),
+            routing=dict((a.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}),
+        )
+        for a in sorted(aliases, key=lambda a: str(a["Name"]))
+    ]
+
+
+def plan_rollback(client: Any, function: str, alias: str = "live", to: str = "previous") -> Rollback:
+    """Which version `rollback` would move the alias to; raises ReleaseError when it must refuse."""
+    current = client.get_alias(FunctionName=function, Name=alias)
+    weights = (current.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    if weights:
+        raise ReleaseError(
+            f"alias {alias!r} is mid-deployment (traffic split {weights}): stop the CodeDeploy "
+            "deployment instead (`aws deploy stop-deployment --deployment-id ... --auto-rollback-enabled`), "
+            "it moves the alias back itself"
+        )
+    serving = current["FunctionVersion"]
+    versions = published_versions(client, function)
+    if to == "previous":
+        if serving == "$LATEST":
+            raise ReleaseError(f"alias {alias!r} points at $LATEST; there is no release to roll back from")
+        older = [v for v in versions if int(v) < int(serving)]
+        if not older:
+            raise ReleaseError(
+                f"no previous version: alias {alias!r} serves version {serving}, the oldest published "
+                f"version of {function} (published: {', '.join(versions) or 'none'})"
+            )
+        target = older[-1]
+    else:
+        target = to
+        if target not in versions:
+            raise ReleaseError(
+                f"version {target!r} is not a published version of {function} "
+                f"(published: {', '.join(versions) or 'none'})"
+            )
+        if target == serving:
+            raise ReleaseError(f"alias {alias!r} already serves version {target}")
+    return Rollback(function=function, alias=alias, from_version=serving, to_version=target)
+
+
+def rollback(client: Any, function: str, alias: str = "live", to: str = "previous") -> Rollback:
+    plan = plan_rollback(client, function, alias, to)
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    client.update_alias(
+        FunctionName=function,
+        Name=alias,
+        FunctionVersion=plan.to_version,
+        Description=f"rolled back from version {plan.from_version} at {when} (devtools.release)",
+        RoutingConfig={"AdditionalVersionWeights": {}},
+    )
+    return plan
+
+
+# -- deploy parameters and names from samconfig.toml ------------------------------------------
+
+
+def _samconfig_env(config_env: str, samconfig: Path) -> dict[str, Any]:
+    config = tomllib.loads(samconfig.read_text())
+    # `dev` is samconfig's [default] table (plain `sam deploy`).
+    name = "default" if config_env == "dev" and "dev" not in config else config_env
+    if name not in config:
+        known = sorted(k for k in config if k != "version")
+        raise ReleaseError(f"no [{config_env}] environment in {samconfig.name} (known: {', '.join(known)})")
+    table: dict[str, Any] = config[name]
+    return table
+
+
+def _section(table: dict[str, Any], command: str) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for section in ("global", command):
+        merged.update((table.get(section) or {}).get("parameters") or {})
+    return merged
+
+
+def function_name(config_env: str, samconfig: Path = SAMCONFIG) -> str:
+    """The API function's name in an environment's stack (template.yaml: `${AWS::StackName}-api`)."""
+    return f"{_section(_samconfig_env(config_env, samconfig), 'deploy')['stack_name']}-api"
+
+
+def deploy_region(config_env: str, samconfig: Path = SAMCONFIG) -> str | None:
+    region = _section(_samconfig_env(config_env, samconfig), "deploy").get("region")
+    return str(region) if region else None
+
+
+def code_revision(repo: Path = ROOT) -> str:
+    """The git commit being released, `-dirty` when the working tree has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unset"
+    return f"{head}-dirty" if dirty else head
+
+
+def release_parameters(
+    config_env: str, model_dir: Path, revision: str | None = None, samconfig: Path = SAMCONFIG
+) -> str:
+    """The environment's parameter_overrides plus the release stamp of this model and commit.
+
+    `sam deploy --parameter-overrides` replaces samconfig's list instead of adding to it, so
+    `make deploy` passes this whole string.
+    """
+    base = str(_section(_samconfig_env(config_env, samconfig), "deploy").get("parameter_overrides", ""))
+    # Plain JSON: this runs from `make deploy` without the core package on the path.
+    manifest = json.loads((model_dir / "manifest.json").read_text())
+    stamp = {
+        "ModelVersion": str(manifest["version"]),
+        "ModelSha256": str(manifest["sha256"]),
+        "CodeRevision": revision or code_revision(),
+    }
+    kept = [p for p in base.split() if p.split("=", 1)[0] not in stamp]
+    return " ".join([*kept, *(f"{k}={v}" for k, v in stamp.items())])
+
+
+def format_status(function: str, rows: Sequence[AliasStatus]) -> str:
+    lines = [f"function {function}"]
+    for row in rows:
+        v = row.version
+        lines.append(
+            f"  {row.alias} -> version {v.version}: model {v.model_version} sha256 {v.model_sha256} "
+            f"code {v.code_revision} (published {v.last_modified})"
+        )
+        for extra, weight in row.routing.items():
+            lines.append(f"    canary in progress: version {extra} takes {weight:.0%} of traffic")
+    if not rows:
+        lines.append("  no aliases")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None, client: Any = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.release", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, helptext in (("status", "show what each alias serves"), ("rollback", "point the alias back")):
+        p = sub.add_parser(name, help=helptext)
+        target = p.add_mutually_exclusive_group(required=True)
+        target.add_argument("--function", help="function name or ARN (stack output ApiFunctionName)")
+        target.add_argument(
+            "--config-env", help="samconfig.toml environment (dev, prod): its stack's function"
+        )
+        p.add_argument("--alias", default=None if name == "status" else "live")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
+        p.add_argument("--region", default=None)
+        if name == "rollback":
+            p.add_argument("--to", default="previous", help="'previous' (default) or a version number")
+    p = sub.add_parser("params", help="parameter overrides for `sam deploy` with the release stamp")
+    p.add_argument("--config-env", required=True)
+    p.add_argument("--model", default="penguins", help="models/<name> being released")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "params":
+            print(release_parameters(args.config_env, ROOT / "models" / args.model))
+            return 0
+        function = args.function or function_name(args.config_env)
+        if client is None:
+            import boto3
+
+            region = args.region or (deploy_region(args.config_env) if args.config_env else None)
+            client = boto3.client("lambda", region_name=region)
+        if args.command == "status":
+            rows = status(client, function, args.alias)
+            out = json.dumps([asdict(r) for r in rows], indent=2) if args.json else None
+            print(out or format_status(function, rows))
+        else:
+            done = rollback(client, function, args.alias, args.to)
+            if args.json:
+                print(json.dumps(asdict(done)))
+            else:
+                moved = f"now serves version {done.to_version} (was {done.from_version})"
+                print(f"{done.function}:{done.alias} {moved}")
+                print(format_status(function, status(client, function, args.alias)))
+    except ReleaseError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,201 @@
+"""The pre-traffic hook against the REAL built API function under the Lambda runtime emulator.
+
+The hook runs in-process with its Lambda client pointed at the emulator (which serves the Invoke
+API, for the function name `function`), so what it checks is the `sam build` output: function
+code, core layer and a model layer. Only CodeDeploy's PutLifecycleEventHookExecutionStatus is
+stubbed (moto 5 does not implement it): each test asserts the status the hook sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import onnx
+import pytest
+from botocore.config import Config
+from botocore.stub import Stubber
+
+from devtools.rie import BuiltFunction, EmulatedFunction
+from functions.pretraffic import app as hook
+from tests.conftest import FakeLambdaContext, load_event
+
+# The hook is typed for Powertools' LambdaContext; the fake has the attributes it reads.
+CONTEXT: Any = FakeLambdaContext()
+HOOK_EVENT = {"DeploymentId": "d-TESTDEPLOY", "LifecycleEventHookExecutionId": "hook-execution-42"}
+
+
+def built_model_dir(function: BuiltFunction) -> Path:
+    return Path(function.opt_env()["MODEL_DIR"])
+
+
+def run_hook(
+    emulator: EmulatedFunction, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[dict[str, Any], str]:
+    """Run the hook against the emulated version; returns its result and the status sent to CodeDeploy."""
+    monkeypatch.setenv("TARGET_FUNCTION_VERSION", "function")  # the emulator's one function name
+    monkeypatch.setenv("MODEL_DIR", str(model_dir))  # the hook reads the same model layer as the version
+    monkeypatch.setenv("EXPECTED_MODEL_SHA256", "unset")
+    lam = boto3.client(
+        "lambda",
+        endpoint_url=f"http://127.0.0.1:{emulator.port}",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 0}, read_timeout=60),
+    )
+    codedeploy = boto3.client("codedeploy", region_name="us-east-1")
+    sent: list[str] = []
+    monkeypatch.setattr(hook, "clients", {"lambda": lam, "codedeploy": codedeploy})
+    with Stubber(codedeploy) as stub:
+        stub.add_response(
+            "put_lifecycle_event_hook_execution_status",
+            {"lifecycleEventHookExecutionId": HOOK_EVENT["LifecycleEventHookExecutionId"]},
+            {
+                "deploymentId": HOOK_EVENT["DeploymentId"],
+                "lifecycleEventHookExecutionId": HOOK_EVENT["LifecycleEventHookExecutionId"],
+                "status": _Recorder(sent),
+            },
+        )
+        result = hook.lambda_handler(HOOK_EVENT, CONTEXT)
+        stub.assert_no_pending_responses()
+    assert len(sent) == 1
+    return result, sent[0]
+
+
+class _Recorder:
+    """Stubber parameter matcher that records the status the hook sent."""
+
+    def __init__(self, sent: list[str]) -> None:
+        self.sent = sent
+
+    def __eq__(self, other: object) -> bool:
+        self.sent.append(str(other))
+        return other in ("Succeeded", "Failed")
+
+    def __hash__(self) -> int:
+        return 0
+
+
+def copy_model(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def rewrite_sha256(model_dir: Path, golden_too: bool) -> str:
+    """Make the manifest (and optionally the golden set) name the model file as it now is."""
+    sha = hashlib.sha256((model_dir / "model.onnx").read_bytes()).hexdigest()
+    for name in ("manifest.json", "golden.json") if golden_too else ("manifest.json",):
+        data = json.loads((model_dir / name).read_text())
+        data["sha256" if name == "manifest.json" else "model_sha256"] = sha
+        (model_dir / name).write_text(json.dumps(data))
+    return sha
+
+
+@pytest.fixture
+def emulate(api_function: BuiltFunction) -> Iterator[Any]:
+    started: list[EmulatedFunction] = []
+
+    def start(function: BuiltFunction = api_function, **env: str) -> EmulatedFunction:
+        emulator = EmulatedFunction(function, extra_env=env).start()
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+def test_correct_model_passes_and_the_response_names_the_version(
+    emulate: Any, api_function: BuiltFunction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the built function serving the shipped model as published version 7
+    emulator = emulate(AWS_LAMBDA_FUNCTION_VERSION="7")
+    # WHEN the hook checks it
+    result, sent = run_hook(emulator, built_model_dir(api_function), monkeypatch)
+    # THEN CodeDeploy hears Succeeded
+    assert (sent, result["problems"]) == ("Succeeded", [])
+    # AND the version's responses and log lines name the Lambda version and the model version
+    answer = emulator.invoke(load_event("api_predict_one"))
+    assert json.loads(answer["body"])["model"] | {"sha256": "-"} == {
+        "name": "penguins",
+        "version": "1.0.0",
+        "sha256": "-",
+        "function_version": "7",
+    }
+    emulator.invoke(load_event("api_unknown_category"))  # refusals are logged at INFO
+    emulator.wait_for_report(4)
+    lines = [
+        json.loads(line) for line in emulator.log if line.startswith("{") and '"function_version"' in line
+    ]
+    assert lines, emulator.log[-20:]
+    assert {(line["function_version"], line["model_version"]) for line in lines} == {("7", "1.0.0")}
+
+
+def test_changed_weights_fail_on_the_outputs(
+    emulate: Any, api_function: BuiltFunction, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a model layer whose classifier weights were changed, shipped with a manifest and golden
+    # set that name the new file (so it loads) but still carry the old expected outputs
+    model_dir = copy_model(built_model_dir(api_function), tmp_path / "model")
+    graph = onnx.load(model_dir / "model.onnx")
+    [classifier] = [n for n in graph.graph.node if n.op_type == "LinearClassifier"]
+    [coefficients] = [a for a in classifier.attribute if a.name == "coefficients"]
+    coefficients.floats[:] = [w * 0.5 for w in coefficients.floats]
+    onnx.save(graph, model_dir / "model.onnx")
+    rewrite_sha256(model_dir, golden_too=True)
+    emulator = emulate(MODEL_DIR=str(model_dir))
+    # WHEN the hook checks it
+    result, sent = run_hook(emulator, model_dir, monkeypatch)
+    # THEN Failed, for output differences only (identity matches, the function works)
+    assert sent == "Failed"
+    assert result["problems"]
+    assert all("probabilities." in p or " label:" in p or p.startswith("...") for p in result["problems"]), (
+        result
+    )
+
+
+def test_tampered_model_file_fails(
+    emulate: Any, api_function: BuiltFunction, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a model layer whose model.onnx no longer matches the manifest's sha256
+    model_dir = copy_model(built_model_dir(api_function), tmp_path / "model")
+    with (model_dir / "model.onnx").open("ab") as f:
+        f.write(b"\0")
+    emulator = emulate(MODEL_DIR=str(model_dir))
+    # WHEN the hook checks it THEN the version is not ready (it refuses to load) and the hook fails
+    result, sent = run_hook(emulator, model_dir, monkeypatch)
+    assert sent == "Failed"
+    [problem] = result["problems"]
+    assert problem.startswith("GET /health answered 503")
+    assert "sha256" in problem
+
+
+def test_model_from_another_release_fails_on_identity(
+    emulate: Any, api_function: BuiltFunction, monkeypatch: pytest.MonkeyPatch, diabetes_dir: Path
+) -> None:
+    # GIVEN the new version serves the shipped model but the hook holds another model's manifest
+    emulator = emulate()
+    result, sent = run_hook(emulator, diabetes_dir, monkeypatch)
+    # THEN Failed on the model identity before any prediction is compared
+    assert sent == "Failed"
+    assert any(p.startswith("model.sha256") for p in result["problems"]), result
+
+
+def test_crashing_function_fails(
+    emulate: Any, monkeypatch: pytest.MonkeyPatch, api_function: BuiltFunction
+) -> None:
+    # GIVEN a version that crashes on every invoke (its configuration breaks the handler's init)
+    emulator = emulate(api_function, MAX_ROWS="not-a-number")
+    # WHEN the hook checks it THEN it reports Failed with the function error
+    result, sent = run_hook(emulator, built_model_dir(api_function), monkeypatch)
+    assert sent == "Failed"
+    [problem] = result["problems"]
+    assert problem.startswith("function error: "), problem
+    # (the runtime's own log shows why: the handler's init raised)
+    assert any("ValueError" in line for line in emulator.log), emulator.log[-20:]

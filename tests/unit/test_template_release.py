@@ -1,0 +1,238 @@
+"""What the SAM transform makes of template.yaml: aliases, canary, alarms on the new version, hook.
+
+CloudFormation runs the same transform at deploy time; here it runs offline with the SAM venv's
+samtranslator (devtools/sam_transform.py), so these assertions are about the generated
+resources themselves, not about how the YAML is spelled.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
+HOOK = "PreTrafficHook"
+# Event sources through which a function serves predictions: these must call an alias.
+SERVING_EVENTS = {"HttpApi", "Api", "S3", "SQS", "Kinesis", "DynamoDB"}
+
+
+PUBLISH_CHANGES = [
+    ("ModelLayer.Uri=s3://artifacts/model-layer-with-another-model", True),
+    ("CoreLayer.Uri=s3://artifacts/core-layer-with-new-code", True),
+    ("ApiFunction.Uri=s3://artifacts/new-handler-code", True),
+    ("MaxRows=500", False),  # parameter-only changes do not publish (SAM hashes the unresolved Ref)
+    ("DeploymentType=Canary10Percent5Minutes", False),
+]
+DEPLOYMENT_TYPES = ["AllAtOnce", "Canary10Percent5Minutes", "Linear10PercentEvery1Minute"]
+WITHOUT_PUBLISH = ".aws-sam/template-without-publish.yaml"
+
+
+@functools.cache
+def _all_variants() -> dict[tuple[str, ...], dict[str, Any]]:
+    """Every transform these tests look at, in one SAM process (importing samtranslator is slow)."""
+    variants: list[tuple[str, ...]] = [("template.yaml",)]
+    variants += [("template.yaml", change) for change, _ in PUBLISH_CHANGES]
+    variants += [("template.yaml", f"DeploymentType={d}") for d in DEPLOYMENT_TYPES]
+    # The template as it would be without PublishLambdaVersion on the layers (SAM's default).
+    plain = ROOT / WITHOUT_PUBLISH
+    plain.parent.mkdir(exist_ok=True)
+    text = (ROOT / "template.yaml").read_text()
+    plain.write_text("\n".join(line for line in text.splitlines() if "PublishLambdaVersion" not in line))
+    variants += [(WITHOUT_PUBLISH,), (WITHOUT_PUBLISH, "ModelLayer.Uri=s3://artifacts/other")]
+    try:
+        out = subprocess.run(
+            [str(SAM_PYTHON), "devtools/sam_transform.py", "--batch"],
+            cwd=ROOT,
+            input=json.dumps([list(v) for v in variants]),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    finally:
+        plain.unlink()
+    return {v: t["Resources"] for v, t in zip(variants, json.loads(out.stdout), strict=True)}
+
+
+def transformed(*args: str, template: str = "template.yaml") -> dict[str, Any]:
+    return _all_variants()[(template, *args)]
+
+
+@functools.cache
+def source_template() -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            str(SAM_PYTHON),
+            "-c",
+            "import json,sys; from samcli.yamlhelper import yaml_parse; "
+            "print(json.dumps(yaml_parse(open(sys.argv[1]).read())))",
+            "template.yaml",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    template: dict[str, Any] = json.loads(out.stdout)
+    return template
+
+
+def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {k: v for k, v in resources.items() if v["Type"] == kind}
+
+
+def new_version(resources: dict[str, Any], function: str = "ApiFunction") -> str:
+    [version] = [k for k in of_type(resources, "AWS::Lambda::Version") if k.startswith(f"{function}Version")]
+    return version
+
+
+def test_every_serving_function_publishes_through_the_live_alias_and_is_only_invoked_through_it() -> None:
+    source = source_template()["Resources"]
+    serving = [
+        name
+        for name, r in source.items()
+        if r["Type"] == "AWS::Serverless::Function"
+        and {e["Type"] for e in (r["Properties"].get("Events") or {}).values()} & SERVING_EVENTS
+    ]
+    assert "ApiFunction" in serving
+    resources = transformed()
+    for name in serving:
+        # THEN each has a `live` alias on its newest version...
+        alias = resources[f"{name}Aliaslive"]["Properties"]
+        assert alias["Name"] == "live"
+        assert alias["FunctionVersion"] == {"Fn::GetAtt": [new_version(resources, name), "Version"]}
+    # ...and every invoke permission (API Gateway, S3, ...) is on an alias, never the bare function
+    for name, permission in of_type(resources, "AWS::Lambda::Permission").items():
+        target = permission["Properties"]["FunctionName"]
+        assert isinstance(target, dict), (name, target)
+        assert target.get("Ref", "").endswith("Aliaslive"), (name, target)
+
+
+def test_api_routes_invoke_the_alias() -> None:
+    paths = transformed()["HttpApi"]["Properties"]["Body"]["paths"]
+    for route in ("/predict", "/health", "/model"):
+        for operation in paths[route].values():
+            uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            assert "${ApiFunctionAliaslive}" in uri
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENT_TYPES)
+def test_deployment_type_comes_from_the_parameter(deployment: str) -> None:
+    group = transformed(f"DeploymentType={deployment}")["ApiFunctionDeploymentGroup"]["Properties"]
+    assert group["DeploymentConfigName"]["Fn::Sub"][1] == {"ConfigName": deployment}
+    assert group["AutoRollbackConfiguration"]["Enabled"] is True
+    assert "DEPLOYMENT_STOP_ON_ALARM" in group["AutoRollbackConfiguration"]["Events"]
+
+
+def test_samconfig_sets_a_canary_for_prod_and_all_at_once_for_dev() -> None:
+    text = (ROOT / "samconfig.toml").read_text()
+    assert 'parameter_overrides = "Stage=dev LogLevel=DEBUG DeploymentType=AllAtOnce"' in text
+    assert "Stage=prod LogLevel=INFO DeploymentType=Canary10Percent5Minutes" in text
+
+
+def test_rollback_alarms_watch_only_the_new_version() -> None:
+    resources = transformed()
+    version = new_version(resources)
+    group = resources["ApiFunctionDeploymentGroup"]["Properties"]
+    assert group["AlarmConfiguration"]["Enabled"] is True
+    names = [a["Name"]["Ref"] for a in group["AlarmConfiguration"]["Alarms"]]
+    metrics = {}
+    for name in names:
+        alarm = resources[name]["Properties"]
+        metrics[alarm["MetricName"]] = alarm
+        # THEN each is a Lambda metric of the `live` alias restricted to the version being deployed
+        assert alarm["Namespace"] == "AWS/Lambda"
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+            "FunctionName": {"Ref": "ApiFunction"},
+            "Resource": {"Fn::Sub": "${ApiFunction}:live"},
+            "ExecutedVersion": {"Fn::GetAtt": [version, "Version"]},
+        }
+        # no data from the new version is not a reason to roll back
+        assert alarm["TreatMissingData"] == "notBreaching"
+    assert set(metrics) == {"Errors", "Throttles", "Duration"}
+    assert metrics["Duration"]["ExtendedStatistic"] == "p99"
+    assert metrics["Duration"]["Threshold"] == {"Ref": "CanaryP99DurationMs"}
+    assert metrics["Errors"]["Statistic"] == metrics["Throttles"]["Statistic"] == "Sum"
+
+
+def test_pre_traffic_hook_is_wired_to_the_alias_and_checks_the_new_version() -> None:
+    resources = transformed()
+    version = new_version(resources)
+    policy = resources["ApiFunctionAliaslive"]["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
+    assert policy["BeforeAllowTrafficHook"] == {"Ref": HOOK}
+    assert policy["DeploymentGroupName"] == {"Ref": "ApiFunctionDeploymentGroup"}
+    hook = resources[HOOK]["Properties"]
+    # CodeDeploy's role may only invoke CodeDeployHook_* functions
+    assert hook["FunctionName"]["Fn::Sub"].startswith("CodeDeployHook_")
+    assert hook["Environment"]["Variables"]["TARGET_FUNCTION_VERSION"] == {"Ref": version}
+    assert hook["Environment"]["Variables"]["EXPECTED_MODEL_SHA256"] == {"Ref": "ModelSha256"}
+    # it reads the same model layer as the version it checks
+    assert hook["Layers"] == resources["ApiFunction"]["Properties"]["Layers"]
+    # and is itself deployed plainly: no alias, no deployment group of its own
+    assert not [k for k in resources if k.startswith(f"{HOOK}Alias") or k == f"{HOOK}DeploymentGroup"]
+
+
+def test_hook_role_is_least_privilege() -> None:
+    resources = transformed()
+    role = resources[hook_role(resources)]["Properties"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert {(s["Action"], json.dumps(s["Resource"])) for s in statements} == {
+        (
+            "codedeploy:PutLifecycleEventHookExecutionStatus",
+            json.dumps(
+                {
+                    "Fn::Sub": "arn:${AWS::Partition}:codedeploy:${AWS::Region}:${AWS::AccountId}:"
+                    "deploymentgroup:${ServerlessDeploymentApplication}/${ApiFunctionDeploymentGroup}"
+                }
+            ),
+        ),
+        ("lambda:InvokeFunction", json.dumps({"Ref": new_version(resources)})),
+    }
+    assert all(s["Effect"] == "Allow" and "*" not in s["Action"] for s in statements)
+    assert role["ManagedPolicyArns"] == [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+    ]
+
+
+def hook_role(resources: dict[str, Any]) -> str:
+    return str(resources[HOOK]["Properties"]["Role"]["Fn::GetAtt"][0])
+
+
+def test_published_versions_carry_model_and_code() -> None:
+    api = transformed()["ApiFunction"]["Properties"]
+    assert (
+        api["Environment"]["Variables"].items()
+        >= {
+            "RELEASE_MODEL_VERSION": {"Ref": "ModelVersion"},
+            "RELEASE_MODEL_SHA256": {"Ref": "ModelSha256"},
+            "RELEASE_CODE_REVISION": {"Ref": "CodeRevision"},
+        }.items()
+    )
+    version = transformed()[new_version(transformed())]
+    assert version["Properties"]["Description"] == {
+        "Fn::Sub": "model ${ModelVersion} sha256 ${ModelSha256} code ${CodeRevision}"
+    }
+    # old versions stay when the stack moves on, so there is something to roll back to
+    assert version["DeletionPolicy"] == "Retain"
+
+
+@pytest.mark.parametrize(("change", "publishes"), PUBLISH_CHANGES)
+def test_which_changes_publish_a_new_version(change: str, publishes: bool) -> None:
+    # GIVEN a deployment that changes one thing (a changed artifact gets a new S3 URI from sam deploy)
+    before, after = new_version(transformed()), new_version(transformed(change))
+    # THEN a new model or new code publishes a new version for CodeDeploy to shift to
+    assert (before != after) is publishes
+
+
+def test_a_model_only_change_would_not_publish_without_the_layer_setting() -> None:
+    # GIVEN the template without PublishLambdaVersion on the layers (SAM's default)
+    before = new_version(transformed(template=WITHOUT_PUBLISH))
+    after = new_version(transformed("ModelLayer.Uri=s3://artifacts/other", template=WITHOUT_PUBLISH))
+    # THEN a new model would update $LATEST but `live` would keep serving the old version
+    assert before == after

@@ -3,17 +3,20 @@
 The hook runs in-process with its Lambda client pointed at the emulator (which serves the Invoke
 API, for the function name `function`), so what it checks is the `sam build` output: function
 code, core layer and a model layer. Only CodeDeploy's PutLifecycleEventHookExecutionStatus is
-stubbed (moto 5 does not implement it): each test asserts the status the hook sent.
+stubbed (moto 5 does not implement it): each test asserts the status the hook sent. The last
+test runs the built hook itself under the emulator too, with a loopback recorder for that call.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import onnx
@@ -199,3 +202,60 @@ def test_crashing_function_fails(
     assert problem.startswith("function error: "), problem
     # (the runtime's own log shows why: the handler's init raised)
     assert any("ValueError" in line for line in emulator.log), emulator.log[-20:]
+
+
+class _CodeDeployRecorder(http.server.BaseHTTPRequestHandler):
+    """Loopback stand-in for CodeDeploy's one hook call (moto 5 does not implement it)."""
+
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        target = self.headers.get("X-Amz-Target", "")
+        self.received.append({"target": target, **json.loads(body)})
+        reply = json.dumps(
+            {"lifecycleEventHookExecutionId": json.loads(body).get("lifecycleEventHookExecutionId")}
+        )
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.1")
+        self.end_headers()
+        self.wfile.write(reply.encode())
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_the_built_hook_under_the_lambda_runtime_passes_a_good_release(
+    emulate: Any, build_dir: Path, api_function: BuiltFunction
+) -> None:
+    # GIVEN the new API version and the BUILT hook, each under the Lambda runtime emulator, the
+    # hook's AWS clients pointed (by the SDK's standard endpoint variables) at them
+    api = emulate()
+    recorder = http.server.HTTPServer(("127.0.0.1", 0), _CodeDeployRecorder)
+    _CodeDeployRecorder.received = []
+    threading.Thread(target=recorder.serve_forever, daemon=True).start()
+    try:
+        hook_function = BuiltFunction.from_build("PreTrafficHook", build_dir)
+        hook_emulator = emulate(
+            hook_function,
+            TARGET_FUNCTION_VERSION="function",
+            AWS_ENDPOINT_URL_LAMBDA=f"http://127.0.0.1:{api.port}",
+            AWS_ENDPOINT_URL_CODEDEPLOY=f"http://127.0.0.1:{recorder.server_port}",
+            AWS_ACCESS_KEY_ID="local",
+            AWS_SECRET_ACCESS_KEY="local",
+        )
+        # WHEN CodeDeploy's lifecycle event arrives
+        result = hook_emulator.invoke(HOOK_EVENT, timeout=120)
+    finally:
+        recorder.shutdown()
+    # THEN the hook, running only on what the runtime and its layers provide, reports Succeeded
+    assert result == {"status": "Succeeded", "problems": []}, hook_emulator.log[-20:]
+    [call] = _CodeDeployRecorder.received
+    assert call == {
+        "target": "CodeDeploy_20141006.PutLifecycleEventHookExecutionStatus",
+        "deploymentId": HOOK_EVENT["DeploymentId"],
+        "lifecycleEventHookExecutionId": HOOK_EVENT["LifecycleEventHookExecutionId"],
+        "status": "Succeeded",
+    }
+    # and its environment came from the built template: the model layer it shares with the API
+    assert hook_function.opt_env()["MODEL_DIR"] == api_function.opt_env()["MODEL_DIR"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -73,3 +74,35 @@ def test_code_revision_is_a_commit_marked_dirty_when_the_tree_changed(tmp_path: 
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", release.code_revision())
     # GIVEN a directory that is not a git repository THEN the stamp says so instead of failing
     assert release.code_revision(tmp_path) == "unset"
+
+
+def make_dry_run(*args: str) -> str:
+    out = subprocess.run(["make", "-n", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (("rollback", "ENV=prod"), "-m devtools.release rollback --config-env prod --to previous"),
+        (("rollback", "ENV=prod", "TO=3"), "-m devtools.release rollback --config-env prod --to 3"),
+        (("rollback", "FUNCTION=f", "TO=3"), "-m devtools.release rollback --function f --to 3"),
+        (("status", "ENV=dev"), "-m devtools.release status --config-env dev"),
+        (("status", "FUNCTION=f"), "-m devtools.release status --function f"),
+    ],
+)
+def test_make_targets_run_the_release_cli(args: tuple[str, ...], command: str) -> None:
+    # GIVEN `make -n` (print, do not run) THEN each target runs the CLI with the documented flags
+    assert make_dry_run(*args).endswith(command)
+
+
+def test_make_deploy_passes_the_stamped_parameters_to_the_right_config_env() -> None:
+    printed = subprocess.run(
+        ["make", "-n", "deploy", "ENV=dev", "MODEL=diabetes"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "sam deploy --config-env default" in printed
+    assert "devtools.release params --config-env dev --model diabetes" in printed

@@ -8,23 +8,34 @@ CodeDeploy rolls back by itself while a deployment runs (an alarm fires or the p
 fails). After it has finished, alarms no longer move the alias: `rollback` is the way back. It
 points the alias at an older published version - the code, layers and configuration that
 version was published with, so the model comes back with it - and records who moved it from
-where in the alias description. Every published version carries its model version, model
-sha256 and code revision (template.yaml: ApiFunction Environment and VersionDescription), which
-`status` reads back.
+where in the alias description.
 
-Uses boto3's Lambda API only (credentials and region from the usual AWS environment), so it is
-tested against moto.
+"previous" is the version that served the alias before the current one, read from CodeDeploy's
+deployments of this function and alias (SAM makes one per release): the version the latest
+succeeded deployment of the current version replaced. When the current version did not come
+from a deployment (it was itself a rollback), it is the newest older version CodeDeploy did not
+refuse: a version whose deployment failed (golden-set gate, alarm during the canary) stays
+published - versions are retained - but never took all traffic, so it is skipped. Without any
+history (no deployments yet, or no permission to read them) "previous" is the newest older
+published version, and the CLI says so.
+
+Every published version carries its model version, model sha256 and code revision
+(template.yaml: ApiFunction Environment and VersionDescription), which `status` reads back.
+
+Uses boto3's Lambda and CodeDeploy APIs (credentials and region from the usual AWS environment),
+so it is tested against moto.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +78,8 @@ class Rollback:
     alias: str
     from_version: str
     to_version: str
+    # Older versions passed over because no deployment ever made them serve the alias.
+    skipped: tuple[str, ...] = ()
 
 
 def published_versions(client: Any, function: str) -> list[str]:
@@ -106,8 +119,90 @@ def status(client: Any, function: str, alias: str | None = None) -> list[AliasSt
     ]
 
 
-def plan_rollback(client: Any, function: str, alias: str = "live", to: str = "previous") -> Rollback:
-    """Which version `rollback` would move the alias to; raises ReleaseError when it must refuse."""
+@dataclass(frozen=True, slots=True)
+class History:
+    """What CodeDeploy's deployments of one function alias say about its versions."""
+
+    served: frozenset[str]  # target or replaced version of a succeeded deployment
+    refused: frozenset[str]  # target of a failed or stopped deployment that never went live
+    # version -> the version it replaced, from the latest succeeded deployment that made it live
+    replaced: Mapping[str, str]
+
+
+def deployment_history(codedeploy: Any, function: str, alias: str) -> History | None:
+    """This alias's CodeDeploy deployments (SAM creates one per release), None when there are none."""
+    ids: list[str] = []
+    for page in codedeploy.get_paginator("list_deployments").paginate(
+        includeOnlyStatuses=["Succeeded", "Failed", "Stopped"]
+    ):
+        ids += page["deployments"]
+    infos = []
+    for chunk in itertools.batched(ids, 25, strict=False):  # the API's limit per call
+        infos += codedeploy.batch_get_deployments(deploymentIds=list(chunk))["deploymentsInfo"]
+    served: set[str] = set()
+    failed: set[str] = set()
+    replaced: dict[str, str] = {}
+    for info in sorted(infos, key=lambda i: str(i.get("createTime") or "")):
+        for target in _lambda_targets(info.get("revision") or {}):
+            if (
+                _function_name(str(target.get("name", ""))) != _function_name(function)
+                or target.get("alias") != alias
+            ):
+                continue
+            current, new = str(target.get("currentversion", "")), str(target.get("targetversion", ""))
+            if info.get("status") == "Succeeded":
+                served |= {v for v in (current, new) if v}
+                if current and new and current != new:
+                    replaced[new] = current
+            elif new:
+                failed.add(new)
+    if not (served or failed):
+        return None
+    return History(frozenset(served), frozenset(failed - served), replaced)
+
+
+def _lambda_targets(revision: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Lambda entries of a deployment's AppSpec (JSON or YAML; key case varies), keys lowercased."""
+    import yaml
+
+    content = (revision.get("appSpecContent") or {}).get("content") or (revision.get("string") or {}).get(
+        "content"
+    )
+    if not content:
+        return []
+    try:
+        spec = _lower_keys(yaml.safe_load(content))
+    except yaml.YAMLError:
+        return []
+    entries = [e for r in spec.get("resources") or [] if isinstance(r, dict) for e in r.values()]
+    return [
+        e.get("properties") or {}
+        for e in entries
+        if isinstance(e, dict) and str(e.get("type", "")).lower() == "aws::lambda::function"
+    ]
+
+
+def _lower_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(v) for v in value]
+    return value
+
+
+def _function_name(name_or_arn: str) -> str:
+    """`f`, `arn:...:function:f` and `arn:...:function:f:live` all name function `f`."""
+    return name_or_arn.rsplit(":function:", 1)[-1].split(":", 1)[0]
+
+
+def plan_rollback(
+    client: Any, function: str, alias: str = "live", to: str = "previous", history: History | None = None
+) -> Rollback:
+    """Which version `rollback` would move the alias to; raises ReleaseError when it must refuse.
+
+    With CodeDeploy's `history`, "previous" is the version the serving one replaced, else the
+    newest older version that served; never one CodeDeploy refused. Without it, the newest older.
+    """
     current = client.get_alias(FunctionName=function, Name=alias)
     weights = (current.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
     if weights:
@@ -122,26 +217,35 @@ def plan_rollback(client: Any, function: str, alias: str = "live", to: str = "pr
         if serving == "$LATEST":
             raise ReleaseError(f"alias {alias!r} points at $LATEST; there is no release to roll back from")
         older = [v for v in versions if int(v) < int(serving)]
-        if not older:
-            raise ReleaseError(
-                f"no previous version: alias {alias!r} serves version {serving}, the oldest published "
-                f"version of {function} (published: {', '.join(versions) or 'none'})"
+        before = history.replaced.get(serving) if history else None
+        if before in older:
+            return Rollback(
+                function, alias, serving, str(before), tuple(v for v in older if int(v) > int(before))
             )
-        target = older[-1]
-    else:
-        target = to
-        if target not in versions:
+        candidates = [v for v in older if history is None or v not in history.refused]
+        if not candidates:
+            refused = f"; CodeDeploy refused versions {', '.join(older)}" if older else ""
             raise ReleaseError(
-                f"version {target!r} is not a published version of {function} "
-                f"(published: {', '.join(versions) or 'none'})"
+                f"no previous version: alias {alias!r} serves version {serving} and no older version "
+                f"of {function} can take over (published: {', '.join(versions) or 'none'}{refused})"
             )
-        if target == serving:
-            raise ReleaseError(f"alias {alias!r} already serves version {target}")
-    return Rollback(function=function, alias=alias, from_version=serving, to_version=target)
+        target = candidates[-1]
+        skipped = tuple(v for v in older if int(v) > int(target))
+        return Rollback(function, alias, serving, target, skipped)
+    if to not in versions:
+        raise ReleaseError(
+            f"version {to!r} is not a published version of {function} "
+            f"(published: {', '.join(versions) or 'none'})"
+        )
+    if to == serving:
+        raise ReleaseError(f"alias {alias!r} already serves version {to}")
+    return Rollback(function=function, alias=alias, from_version=serving, to_version=to)
 
 
-def rollback(client: Any, function: str, alias: str = "live", to: str = "previous") -> Rollback:
-    plan = plan_rollback(client, function, alias, to)
+def rollback(
+    client: Any, function: str, alias: str = "live", to: str = "previous", history: History | None = None
+) -> Rollback:
+    plan = plan_rollback(client, function, alias, to, history)
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     client.update_alias(
         FunctionName=function,
@@ -237,7 +341,22 @@ def format_status(function: str, rows: Sequence[AliasStatus]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None, client: Any = None) -> int:
+def _history(codedeploy: Any, function: str, alias: str, region: str | None) -> History | None:
+    try:
+        if codedeploy is None:
+            import boto3
+
+            codedeploy = boto3.client("codedeploy", region_name=region)
+        history = deployment_history(codedeploy, function, alias)
+    except Exception as exc:  # no permission, no network: say so and fall back
+        print(f"note: CodeDeploy history unavailable ({type(exc).__name__}: {exc})", file=sys.stderr)
+        history = None
+    if history is None:
+        print("note: no CodeDeploy history; 'previous' = the newest older published version", file=sys.stderr)
+    return history
+
+
+def main(argv: Sequence[str] | None = None, client: Any = None, codedeploy: Any = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.release", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, helptext in (("status", "show what each alias serves"), ("rollback", "point the alias back")):
@@ -261,22 +380,25 @@ def main(argv: Sequence[str] | None = None, client: Any = None) -> int:
             print(release_parameters(args.config_env, ROOT / "models" / args.model))
             return 0
         function = args.function or function_name(args.config_env)
+        region = args.region or (deploy_region(args.config_env) if args.config_env else None)
         if client is None:
             import boto3
 
-            region = args.region or (deploy_region(args.config_env) if args.config_env else None)
             client = boto3.client("lambda", region_name=region)
         if args.command == "status":
             rows = status(client, function, args.alias)
             out = json.dumps([asdict(r) for r in rows], indent=2) if args.json else None
             print(out or format_status(function, rows))
         else:
-            done = rollback(client, function, args.alias, args.to)
+            history = _history(codedeploy, function, args.alias, region) if args.to == "previous" else None
+            done = rollback(client, function, args.alias, args.to, history)
             if args.json:
                 print(json.dumps(asdict(done)))
             else:
                 moved = f"now serves version {done.to_version} (was {done.from_version})"
                 print(f"{done.function}:{done.alias} {moved}")
+                if done.skipped:
+                    print(f"skipped versions {', '.join(done.skipped)}: not what served {done.alias} before")
                 print(format_status(function, status(client, function, args.alias)))
     except ReleaseError as exc:
         print(f"refused: {exc}", file=sys.stderr)

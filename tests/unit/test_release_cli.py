@@ -11,6 +11,8 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.codedeploy.models import codedeploy_backends
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from devtools import release
 
@@ -158,8 +160,8 @@ def test_rollback_refuses_when_there_is_no_previous_version(
     # THEN it refuses with exit code 2 and a clear reason, and live is untouched
     assert code == 2
     err = capsys.readouterr().err
-    assert "refused: no previous version" in err
-    assert "serves version 1, the oldest published version" in err
+    assert "refused: no previous version: alias 'live' serves version 1" in err
+    assert "(published: 1)" in err
     assert live(lambda_client) == "1"
 
 
@@ -187,3 +189,109 @@ def test_rollback_refuses_during_a_deployment(three_releases: Any) -> None:
     with pytest.raises(release.ReleaseError, match=r"mid-deployment.*stop-deployment"):
         release.rollback(three_releases, FUNCTION)
     assert live(three_releases) == "2"
+
+
+def record_deployment(current: str, target: str, status: str, function: str = FUNCTION) -> None:
+    """A CodeDeploy deployment of `live` from `current` to `target`, as SAM's alias update creates."""
+    codedeploy = boto3.client("codedeploy", region_name="us-east-1")
+    if "app" not in codedeploy.list_applications()["applications"]:
+        codedeploy.create_application(applicationName="app", computePlatform="Lambda")
+        codedeploy.create_deployment_group(
+            applicationName="app",
+            deploymentGroupName="ApiFunctionDeploymentGroup",
+            serviceRoleArn="arn:aws:iam::123456789012:role/codedeploy",
+        )
+    appspec = {
+        "version": 0.0,
+        "Resources": [
+            {
+                "ApiFunction": {
+                    "Type": "AWS::Lambda::Function",
+                    "Properties": {
+                        "Name": function,
+                        "Alias": "live",
+                        "CurrentVersion": current,
+                        "TargetVersion": target,
+                    },
+                }
+            }
+        ],
+    }
+    deployment = codedeploy.create_deployment(
+        applicationName="app",
+        deploymentGroupName="ApiFunctionDeploymentGroup",
+        revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": json.dumps(appspec)}},
+    )["deploymentId"]
+    # moto leaves deployments "Created"; set the outcome CodeDeploy would have reached.
+    codedeploy_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].deployments[deployment].status = status
+
+
+def test_previous_is_the_version_the_current_one_replaced(
+    three_releases: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN version 2 went live from 1, version 3 failed its golden-set gate (live stayed on 2),
+    # then version 4 went live from 2; versions 1-4 are all still published
+    publish(three_releases, "1.2.0", "4444444")
+    record_deployment("1", "2", "Succeeded")
+    record_deployment("2", "3", "Failed")
+    record_deployment("2", "4", "Succeeded")
+    record_deployment("3", "1", "Succeeded", function="another-function")
+    three_releases.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="4")
+    # WHEN rolled back to "previous"
+    code = release.main(["rollback", "--function", FUNCTION], client=three_releases)
+    # THEN live goes back to 2, the version that served before 4, not to 3 which never served
+    assert code == 0
+    assert live(three_releases) == "2"
+    out = capsys.readouterr().out
+    assert "now serves version 2 (was 4)" in out
+    assert "skipped versions 3: not what served live before" in out
+
+
+def test_after_a_manual_rollback_previous_skips_refused_versions(three_releases: Any) -> None:
+    # GIVEN 1 -> 2 succeeded, 2 -> 3 failed, and live serves 4 without a deployment record
+    publish(three_releases, "1.2.0", "4444444")
+    record_deployment("1", "2", "Succeeded")
+    record_deployment("2", "3", "Failed")
+    three_releases.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="4")
+    history = release.deployment_history(
+        boto3.client("codedeploy", region_name="us-east-1"), FUNCTION, "live"
+    )
+    assert history is not None
+    assert (history.served, history.refused) == (frozenset({"1", "2"}), frozenset({"3"}))
+    # WHEN live (on 4, which no deployment made live) is rolled back THEN 3 is passed over
+    done = release.rollback(three_releases, FUNCTION, history=history)
+    assert (done.to_version, done.skipped) == ("2", ("3",))
+
+
+def test_previous_refuses_when_every_older_version_was_refused(three_releases: Any) -> None:
+    # GIVEN versions 1 and 2 both failed their deployments and live serves 3
+    record_deployment("3", "1", "Failed")
+    record_deployment("3", "2", "Stopped")
+    history = release.deployment_history(
+        boto3.client("codedeploy", region_name="us-east-1"), FUNCTION, "live"
+    )
+    # WHEN asked for the previous version THEN it refuses, naming the refused versions
+    with pytest.raises(release.ReleaseError, match=r"CodeDeploy refused versions 1, 2"):
+        release.rollback(three_releases, FUNCTION, history=history)
+    assert live(three_releases) == "3"
+
+
+def test_without_codedeploy_history_previous_is_the_newest_older_version_and_says_so(
+    three_releases: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert release.main(["rollback", "--function", FUNCTION], client=three_releases) == 0
+    assert live(three_releases) == "2"
+    assert "no CodeDeploy history" in capsys.readouterr().err
+
+
+def test_appspec_in_yaml_with_lowercase_keys_and_function_arns_is_understood() -> None:
+    revision = {
+        "appSpecContent": {
+            "content": "version: 0.0\nresources:\n  - api:\n      type: AWS::Lambda::Function\n"
+            "      properties:\n        name: arn:aws:lambda:us-east-1:1:function:f:live\n"
+            "        alias: live\n        currentversion: '5'\n        targetversion: '6'\n"
+        }
+    }
+    [target] = release._lambda_targets(revision)
+    assert release._function_name(target["name"]) == "f"
+    assert (target["currentversion"], target["targetversion"]) == ("5", "6")

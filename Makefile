@@ -16,7 +16,7 @@ PORT ?= 3000
 # sam's python builds look for python3.13 on PATH; the dev venv provides it.
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(MODEL)
 
-.PHONY: help setup build serve test unit integration lint typecheck validate model clean
+.PHONY: help setup build serve test unit integration lint typecheck validate model clean openapi
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ test: lint typecheck validate build  ## everything CI runs: lint, types, templat
 model: setup  ## retrain the example models (byte-identical artifacts)
 	$(PY) models/penguins/train.py
 	$(PY) models/diabetes/train.py
+
+openapi: setup  ## regenerate models/<name>/openapi.json from the routes + manifests (then bump CONTRACT_VERSION)
+	PYTHONPATH=layers/core:. $(PY) -m devtools.openapi
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -115,6 +115,12 @@ def _serving_error(err: ServingError) -> Response[str]:
     return _error(err)
 
 
+@app.exception_handler(UnicodeDecodeError)
+def _not_utf8(_exc: UnicodeDecodeError) -> Response[str]:
+    # Powertools decodes a base64 body as UTF-8 before parsing it (fuzzing found this as a 500).
+    return _error(malformed("body is not UTF-8 encoded JSON"))
+
+
 @app.exception_handler(RequestValidationError)
 def _envelope_error(exc: RequestValidationError) -> Response[str]:
     errors = exc.errors()

@@ -76,7 +76,7 @@ def _raw_body() -> bytes:
 
 def _infer(model_name: str, model_version: str | None) -> dict[str, Any]:
     model = _model(model_name, model_version)
-    result = model.infer(_raw_body(), router.current_event.get_header_value(HEADER_LENGTH))
+    result = model.infer(_raw_body(), router.current_event.headers.get(HEADER_LENGTH))
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=result["outputs"][0]["shape"][0])
     return result
 

@@ -4,7 +4,9 @@ The protocol speaks in tensors: one input per feature, named like the feature, w
 datatype of its ONNX input (float32 -> FP32, string -> BYTES, ...) and shape [N, 1] (or [N]).
 Decoding here only checks the *structure* (names, datatypes, shapes, element counts, binary
 framing); the values then go through the very same `Validator` as a /predict request, so both
-routes accept and refuse exactly the same values, and through the same `ModelRuntime.run`.
+routes accept and refuse exactly the same values, and through the same `ModelRuntime.run`. One
+difference by design: an FP32 element is checked as the float32 it is (25.700000762939453 is
+float32(25.7), inside a maximum of 25.7), since that is what clients hold and the model sees.
 
 What is deliberately not accepted: one batched [N, F] tensor holding all features (the features
 have different datatypes, and the ONNX inputs are per feature), and datatype conversions (an
@@ -186,7 +188,7 @@ class V2Model:
         return response
 
     def _requested_outputs(self, outputs: object) -> list[str]:
-        if outputs is None:
+        if outputs is None or outputs == []:  # "[]" asks for nothing: read as "not specified"
             return list(self._outputs)
         if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
             raise ProtocolError(400, "'outputs' must be an array of objects with a 'name'")
@@ -352,13 +354,36 @@ def _tensor_values(
         if type(size) is not int or size < 0 or offset + size > len(binary):
             raise ProtocolError(400, f"input '{name}': binary_data_size does not fit the binary data sent")
         chunk = binary[offset : offset + size]
-        return _decode_binary(name, datatype, chunk), offset + size
-    if "data" not in tensor:
-        raise ProtocolError(400, f"input '{name}' has no 'data' (nor binary_data_size)")
-    data = tensor["data"]
-    if not isinstance(data, list):
-        raise ProtocolError(400, f"input '{name}': 'data' must be an array")
-    return list(_flatten(data, name)), offset
+        values, offset = _decode_binary(name, datatype, chunk), offset + size
+    else:
+        if "data" not in tensor:
+            raise ProtocolError(400, f"input '{name}' has no 'data' (nor binary_data_size)")
+        data = tensor["data"]
+        if not isinstance(data, list):
+            raise ProtocolError(400, f"input '{name}': 'data' must be an array")
+        values = list(_flatten(data, name))
+    if datatype == "FP32":
+        values = [_as_float32(v) for v in values]
+    return values, offset
+
+
+def _as_float32(value: object) -> object:
+    """An FP32 element as the shortest decimal of the float32 it is (found by the tritonclient test).
+
+    Clients send float32 tensors: 25.7 arrives as 25.700000762939453 (JSON) or its 4 bytes, and
+    the Validator, which checks ranges in float64 as for /predict, would find it above a maximum
+    of 25.7. The model sees float32(value) either way, so that is the value to check.
+    """
+    if type(value) is not float and type(value) is not int:
+        return value  # null, bool, str...: the Validator reports them
+    try:
+        with np.errstate(over="ignore"):
+            single = np.float32(value)
+    except OverflowError:  # an int beyond float64 (found by hypothesis): the Validator says so
+        return value
+    if not np.isfinite(single):
+        return value  # beyond float32 (or NaN/inf): left for the Validator to describe
+    return float(str(single))
 
 
 def _flatten(data: list[Any], name: str, depth: int = 0) -> Iterable[Any]:
@@ -395,7 +420,7 @@ def _decode_binary(name: str, datatype: str, chunk: bytes) -> list[Any]:
     array = np.frombuffer(chunk, dtype=dtype)
     if datatype.startswith("FP"):
         # NaN in a float tensor is how binary clients say "missing": the Validator decides.
-        return [None if math.isnan(v) else v for v in array.astype(np.float64).tolist()]
+        return [None if math.isnan(v) else v for v in array.tolist()]
     result: list[Any] = array.tolist()
     return result
 

@@ -155,7 +155,7 @@ def fuzz(
     @settings(
         max_examples=examples,
         deadline=None,
-        derandomize=True,  # the same cases every run: a CI failure reproduces
+        derandomize=True,  # hypothesis draws the same way every run (schemathesis adds its own)
         database=None,
         suppress_health_check=list(HealthCheck),
     )

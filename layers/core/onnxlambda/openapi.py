@@ -13,7 +13,8 @@ Versioning (info.version, `CONTRACT_VERSION`), semver on what a *caller* sees:
          category, a new response field.
   PATCH  descriptions, examples, or the model identity (x-model) only.
 A test fails when the committed document differs from the generated one; the fix is always a
-reviewed `make openapi` diff plus a bump of CONTRACT_VERSION by that rule.
+reviewed `make openapi` diff plus a bump of CONTRACT_VERSION by that rule (models/openapi.lock.json
+makes `make openapi` refuse a changed contract under an unchanged version).
 """
 
 from __future__ import annotations

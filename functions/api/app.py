@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field
 
 from onnxlambda.config import Settings
 from onnxlambda.errors import FieldError, ServingError, malformed, not_ready, too_large
-from onnxlambda.openapi import read_document
 from onnxlambda.service import get_service, load_error
 
 if __package__:  # imported as functions.api.app (tests, tools)
@@ -104,6 +103,8 @@ def model() -> Response[str]:
 
 @app.get("/openapi.json", summary="This API's contract (built by `make openapi`)", tags=["ops"])
 def openapi() -> Response[str]:
+    from onnxlambda.openapi import read_document  # not at init: only this route needs it
+
     try:  # built beside the manifest at build time; never generated here (cold start)
         return Response(200, JSON, read_document(settings.model_dir).decode("utf-8"))
     except OSError as exc:

@@ -11,7 +11,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
@@ -20,7 +20,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from onnxlambda.errors import ServingError
 from onnxlambda.service import get_service
-from onnxlambda.v2 import ProtocolError, V2Model, server_metadata, v2_model
+
+if TYPE_CHECKING:
+    from onnxlambda.v2 import V2Model
+
+# onnxlambda.v2 is imported on the first V2 request, not at cold start: the layer ships no .pyc,
+# so every module imported at init is compiled there (~13 ms for v2.py on the dev machine).
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -35,6 +40,8 @@ def _json(status: int, body: dict[str, Any]) -> Response[str]:
 
 def _answer(route: Callable[[], dict[str, Any]]) -> Response[str]:
     """Answer the route's dict as 200 JSON and every failure in the protocol's error format."""
+    from onnxlambda.v2 import ProtocolError
+
     try:
         return _json(200, route())
     except ServingError as err:  # model not loaded (503), or a limit (413)
@@ -58,6 +65,8 @@ def _request_id() -> str:
 
 
 def _model(model_name: str, model_version: str | None = None) -> V2Model:
+    from onnxlambda.v2 import v2_model
+
     model = v2_model(get_service())
     model.check(model_name, model_version)
     return model
@@ -70,6 +79,8 @@ def _raw_body() -> bytes:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
+            from onnxlambda.v2 import ProtocolError
+
             raise ProtocolError(400, "body is not valid base64") from None
     return body.encode("utf-8")
 
@@ -83,6 +94,8 @@ def _infer(model_name: str, model_version: str | None) -> dict[str, Any]:
 
 @router.get("/v2", summary="Server metadata", tags=TAGS)
 def metadata_server() -> Response[str]:
+    from onnxlambda.v2 import server_metadata
+
     return _answer(server_metadata)
 
 

@@ -5,8 +5,8 @@ datatype of its ONNX input (float32 -> FP32, string -> BYTES, ...) and shape [N,
 Decoding here only checks the *structure* (names, datatypes, shapes, element counts, binary
 framing); the values then go through the very same `Validator` as a /predict request, so both
 routes accept and refuse exactly the same values, and through the same `ModelRuntime.run`. One
-difference by design: an FP32 element is checked as the float32 it is (25.700000762939453 is
-float32(25.7), inside a maximum of 25.7), since that is what clients hold and the model sees.
+difference by design: an FP32 element's range is checked as the float32 it is (25.700000762939453
+is float32(25.7), inside a maximum of 25.7), since that is what clients hold and the model sees.
 
 What is deliberately not accepted: one batched [N, F] tensor holding all features (the features
 have different datatypes, and the ONNX inputs are per feature), and datatype conversions (an
@@ -116,6 +116,7 @@ class TensorSpec:
 class _Input:
     spec: TensorSpec
     nullable: bool
+    bounds: tuple[float, ...]  # minimum and maximum, where the manifest sets them
 
 
 class V2Model:
@@ -127,7 +128,11 @@ class V2Model:
         self.name = manifest.name
         self.version = manifest.version
         self._inputs = {
-            f.name: _Input(TensorSpec(f.name, _FEATURE_DATATYPE[f.dtype], [-1, 1]), f.nullable)
+            f.name: _Input(
+                TensorSpec(f.name, _FEATURE_DATATYPE[f.dtype], [-1, 1]),
+                f.nullable,
+                tuple(b for b in (f.minimum, f.maximum) if b is not None),
+            )
             for f in manifest.features
         }
         session_outputs = {o.name: o for o in service.runtime.session.get_outputs()}
@@ -235,6 +240,8 @@ class V2Model:
                 )
             rows = n
             values, offset = _tensor_values(tensor, expected.spec.datatype, binary, offset)
+            if expected.spec.datatype == "FP32":
+                values = _snap_to_bounds(values, expected.bounds)
             if len(values) != n:
                 raise ProtocolError(
                     400,
@@ -362,28 +369,47 @@ def _tensor_values(
         if not isinstance(data, list):
             raise ProtocolError(400, f"input '{name}': 'data' must be an array")
         values = list(_flatten(data, name))
-    if datatype == "FP32":
-        values = [_as_float32(v) for v in values]
     return values, offset
 
 
-def _as_float32(value: object) -> object:
-    """An FP32 element as the shortest decimal of the float32 it is (found by the tritonclient test).
+def _snap_to_bounds(values: list[Any], bounds: tuple[float, ...]) -> list[Any]:
+    """FP32 elements at a range bound *in float32* become the bound (found by the tritonclient test).
 
-    Clients send float32 tensors: 25.7 arrives as 25.700000762939453 (JSON) or its 4 bytes, and
-    the Validator, which checks ranges in float64 as for /predict, would find it above a maximum
-    of 25.7. The model sees float32(value) either way, so that is the value to check.
+    Clients hold float32: 25.7 arrives as 25.700000762939453 (JSON) or its 4 bytes, and the
+    Validator, which checks ranges in float64 as for /predict, would find it above a maximum of
+    25.7. The model sees float32(value), so the range is checked on that: rounding is monotonic,
+    hence float32(v) == float32(bound) is the only case where the float64 and float32 checks
+    disagree, and there the value is the bound. Anything else is left for the Validator.
     """
+    if not bounds or not values:
+        return values
+    if not set(map(type, values)) <= {float, int, type(None)}:
+        return [_snap_one(v, bounds) for v in values]
+    try:
+        column = np.array(values, dtype=np.float64)  # None becomes NaN, which equals no bound
+    except OverflowError:  # an int beyond float64 (found by hypothesis): the Validator says so
+        return [_snap_one(v, bounds) for v in values]
+    with np.errstate(over="ignore"):
+        single = column.astype(np.float32)
+    hits = [(single == np.float32(b), b) for b in bounds]
+    if not any(hit.any() for hit, _ in hits):
+        return values  # the common case: nothing to change
+    snapped = list(values)
+    for hit, bound in hits:
+        for i in np.flatnonzero(hit).tolist():
+            snapped[i] = bound
+    return snapped
+
+
+def _snap_one(value: object, bounds: tuple[float, ...]) -> object:
     if type(value) is not float and type(value) is not int:
         return value  # null, bool, str...: the Validator reports them
     try:
         with np.errstate(over="ignore"):
             single = np.float32(value)
-    except OverflowError:  # an int beyond float64 (found by hypothesis): the Validator says so
+    except OverflowError:
         return value
-    if not np.isfinite(single):
-        return value  # beyond float32 (or NaN/inf): left for the Validator to describe
-    return float(str(single))
+    return next((b for b in bounds if single == np.float32(b)), value)
 
 
 def _flatten(data: list[Any], name: str, depth: int = 0) -> Iterable[Any]:

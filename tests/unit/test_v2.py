@@ -136,6 +136,7 @@ def test_infer_matches_predict_and_echoes_the_id(lambda_context: FakeLambdaConte
     # THEN the same labels and probabilities as /predict, all outputs, and the id echoed
     assert status == 200
     assert (body["model_name"], body["model_version"], body["id"]) == ("penguins", "1.0.0", "golden-1")
+    assert body["parameters"] == {"model_sha256": get_service().manifest.sha256, "function_version": "local"}
     outputs = {o["name"]: o for o in body["outputs"]}
     assert list(outputs) == PENGUINS_OUTPUTS
     assert outputs["label"] == {

@@ -289,9 +289,14 @@ def _static_schemas(max_rows: int) -> dict[str, Any]:
                 "model_name": string,
                 "model_version": string,
                 "id": string,
+                "parameters": {
+                    "type": "object",
+                    "properties": {"model_sha256": string, "function_version": string},
+                    "required": ["model_sha256", "function_version"],
+                },
                 "outputs": {"type": "array", "items": _ref("V2InferOutput")},
             },
-            "required": ["model_name", "model_version", "outputs"],
+            "required": ["model_name", "model_version", "parameters", "outputs"],
         },
     }
 
@@ -379,6 +384,7 @@ def _examples(manifest: Manifest, golden: GoldenSet, metadata: dict[str, Any]) -
             "model_name": manifest.name,
             "model_version": manifest.version,
             "id": "golden-1",
+            "parameters": {"model_sha256": manifest.sha256, "function_version": "1"},
             "outputs": outputs,
         },
         "V2ModelMetadata": metadata,

@@ -189,6 +189,8 @@ class V2Model:
         response: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
         if request_id is not None:
             response["id"] = request_id
+        ref = self.service.model_info_ref()  # traceable like /predict: which bytes, which Lambda version
+        response["parameters"] = {"model_sha256": ref["sha256"], "function_version": ref["function_version"]}
         response["outputs"] = outputs
         return response
 

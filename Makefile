@@ -16,7 +16,7 @@ PORT ?= 3000
 # sam's python builds look for python3.13 on PATH; the dev venv provides it.
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(MODEL)
 
-.PHONY: help setup build serve test unit integration lint typecheck validate model clean
+.PHONY: help setup build serve test unit integration lint typecheck validate model clean openapi
 .PHONY: deploy status rollback changelog
 
 help:
@@ -84,6 +84,9 @@ rollback: setup  ## point `live` back: previous version, or TO=<version> (ENV=de
 
 changelog: setup  ## CHANGELOG entry for models/$(MODEL) vs OLD=<manifest path or git:REV> [WHY="..."]
 	$(PY) -m devtools.changelog $(if $(OLD),$(OLD),--initial) models/$(MODEL)/manifest.json $(if $(WHY),--why "$(WHY)")
+
+openapi: setup  ## regenerate models/<name>/openapi.json from the routes + manifests (then bump CONTRACT_VERSION)
+	PYTHONPATH=layers/core:. $(PY) -m devtools.openapi
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

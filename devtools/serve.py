@@ -40,7 +40,8 @@ class Route:
 
     @classmethod
     def of(cls, method: str, path: str, function: str) -> Route:
-        regex = re.sub(r"\\\{(\w+)\\\+?\\\}", r"(?P<\1>[^/]+)", re.escape(path))
+        # re.escape turns "{name}" into "\\{name\\}" (and "{name+}" into "\\{name\\+\\}").
+        regex = re.sub(r"\\\{(\w+)(?:\\\+)?\\\}", r"(?P<\1>[^/]+)", re.escape(path))
         return cls(method.upper(), path, function, re.compile(f"^{regex}$"))
 
 

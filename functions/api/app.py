@@ -18,13 +18,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from onnxlambda.config import Settings
-from onnxlambda.errors import FieldError, ServingError, malformed, too_large
+from onnxlambda.errors import FieldError, ServingError, malformed, not_ready, too_large
 from onnxlambda.service import get_service, load_error
+
+if __package__:  # imported as functions.api.app (tests, tools)
+    from functions.api.v2 import router as v2_router
+else:  # on Lambda the function's directory is the root: app.py and v2.py are top-level modules
+    from v2 import router as v2_router  # type: ignore[import-not-found,no-redef]
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
+app.include_router(v2_router)  # Open Inference Protocol (KServe V2): functions/api/v2.py
 settings = Settings.from_env()
 JSON = "application/json"
 
@@ -95,9 +101,25 @@ def model() -> Response[str]:
     return _json(200, get_service().manifest.public())
 
 
+@app.get("/openapi.json", summary="This API's contract (built by `make openapi`)", tags=["ops"])
+def openapi() -> Response[str]:
+    from onnxlambda.openapi import read_document  # not at init: only this route needs it
+
+    try:  # built beside the manifest at build time; never generated here (cold start)
+        return Response(200, JSON, read_document(settings.model_dir).decode("utf-8"))
+    except OSError as exc:
+        raise not_ready(f"no OpenAPI document in the model directory: {exc.strerror}") from exc
+
+
 @app.exception_handler(ServingError)
 def _serving_error(err: ServingError) -> Response[str]:
     return _error(err)
+
+
+@app.exception_handler(UnicodeDecodeError)
+def _not_utf8(_exc: UnicodeDecodeError) -> Response[str]:
+    # Powertools decodes a base64 body as UTF-8 before parsing it (fuzzing found this as a 500).
+    return _error(malformed("body is not UTF-8 encoded JSON"))
 
 
 @app.exception_handler(RequestValidationError)
@@ -158,8 +180,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if size > settings.max_body_bytes:
         # Refused before JSON parsing: the cheapest possible answer to an oversized body.
         err = too_large("body_too_large", f"body is {size} bytes; at most {settings.max_body_bytes} allowed")
-        body = err.body()
+        body: dict[str, Any] = err.body()
         body["error"]["request_id"] = event.get("requestContext", {}).get("requestId", "unknown")
+        if str(event.get("rawPath", "")).startswith("/v2/"):  # the V2 protocol's own error shape
+            body = {"error": f"{err.code}: {err.message}"}
         metrics.add_metric(name=f"Rejected_{err.code}", unit=MetricUnit.Count, value=1)
         return {"statusCode": 413, "headers": {"Content-Type": JSON}, "body": json.dumps(body)}
     response = app.resolve(event, context)

@@ -203,7 +203,8 @@ class Validator:
         if feature.dtype == "int64":
             self._check_integral(feature, column, finite, errors)
             column = np.where(finite, column, 0)  # ints have no NaN; nulls are rejected for int features
-        tensor = column.astype(_NP_DTYPES[feature.dtype]).reshape(n, 1)
+        with np.errstate(over="ignore"):  # float32 overflow is detected and reported just below
+            tensor = column.astype(_NP_DTYPES[feature.dtype]).reshape(n, 1)
         if feature.dtype == "float32":
             # Values beyond float32's range would silently become inf.
             overflow = finite & ~np.isfinite(tensor[:, 0])

@@ -23,6 +23,7 @@ import pytest
 from devtools import serve
 from devtools.rie import BuiltFunction, EmulatedFunction
 from tests.conftest import MODELS, golden_rows, load_event
+from tests.integration.fronts import patch_front, roomy_init
 from tests.integration.test_api_emulated import http
 
 HANDLERS = Path(__file__).parent / "handlers"
@@ -100,21 +101,13 @@ def test_a_broken_model_never_serves_and_says_why(
     assert "Traceback" not in log
 
 
-def _patched_front(monkeypatch: pytest.MonkeyPatch, change: Callable[[BuiltFunction], BuiltFunction]) -> None:
-    """Make the local front build its emulators from a changed BuiltFunction."""
-
-    class _Built:
-        @staticmethod
-        def from_build(logical_id: str, build_dir: Path) -> BuiltFunction:
-            return change(BuiltFunction.from_build(logical_id, build_dir))
-
-    monkeypatch.setattr(serve, "BuiltFunction", _Built)
-
-
-def test_requests_arriving_while_the_model_loads_wait_and_get_correct_answers(build_dir: Path) -> None:
+def test_requests_arriving_while_the_model_loads_wait_and_get_correct_answers(
+    build_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN the local front over two fresh emulators: listening, but no runtime initialised yet
     rows = golden_rows(MODELS / "penguins")
     golden = json.loads((MODELS / "penguins" / "golden.json").read_text())["cases"]
+    roomy_init(monkeypatch)
     with serve.serving(build_dir, workers=2) as (server, front):
         base = f"http://127.0.0.1:{server.server_address[1]}"
         assert not any("INIT START" in line for e in front.emulators for line in e.log)
@@ -131,7 +124,7 @@ def test_requests_arriving_while_the_model_loads_wait_and_get_correct_answers(bu
             t.join(60)
         logs = ["\n".join(e.log) for e in front.emulators]
     # THEN each environment initialised exactly once, because of these requests
-    assert [log.count("INIT RTDONE(status: success)") for log in logs] == [1, 1]
+    assert [log.count("INIT RTDONE(status: success)") for log in logs] == [1, 1], logs
     # AND every request waited for the model and got the golden answer, none a 503 or a 5xx
     assert sorted(results) == list(range(6))
     for i, (status, body) in results.items():
@@ -156,12 +149,12 @@ def _post_slow(url: str, body: bytes, delay_s: int) -> tuple[int, dict[str, Any]
 def test_a_timed_out_request_is_a_5xx_and_the_next_one_gets_a_fresh_environment(
     build_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN the front over one emulator whose function times out after 5 s, running the real
-    # handler behind a test wrapper that can be told to sleep
+    # GIVEN the front over one emulator running the real handler behind a test wrapper that can
+    # be told to sleep, with the template's own 10 s function timeout
     def slow(fn: BuiltFunction) -> BuiltFunction:
-        return dataclasses.replace(fn, handler="slow_app.lambda_handler", timeout_s=5)
+        return dataclasses.replace(fn, handler="slow_app.lambda_handler")
 
-    _patched_front(monkeypatch, slow)
+    patch_front(monkeypatch, slow)
     python_path = BuiltFunction.from_build("ApiFunction", build_dir).opt_env()["PYTHONPATH"]
     row = json.dumps({"instances": golden_rows(MODELS / "penguins")[:1]}).encode()
     env = {"PYTHONPATH": f"{python_path}:{HANDLERS}"}
@@ -169,7 +162,7 @@ def test_a_timed_out_request_is_a_5xx_and_the_next_one_gets_a_fresh_environment(
         base = f"http://127.0.0.1:{server.server_address[1]}"
         before = http("POST", f"{base}/predict", row)
         # WHEN a request runs past the function timeout
-        timed_out = _post_slow(f"{base}/predict", row, delay_s=8)
+        timed_out = _post_slow(f"{base}/predict", row, delay_s=front.emulators[0].function.timeout_s + 2)
         # AND another request follows
         after = http("POST", f"{base}/predict", row)
         log = "\n".join(front.emulators[0].log)

@@ -9,15 +9,21 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from devtools.load import calls_for, memory, report, run_load, runtime_processes, warm_up
 from devtools.serve import serving
 from tests.conftest import ROOT
+from tests.integration.fronts import roomy_init
 
 USERS, WORKERS, SECONDS, MAX_REQUESTS = 4, 2, 20.0, 3000
 
 
-def test_bounded_load_loses_nothing_and_memory_stays_flat(build_dir: Path) -> None:
+def test_bounded_load_loses_nothing_and_memory_stays_flat(
+    build_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # GIVEN the local HTTP front over two emulated execution environments, warmed up
+    roomy_init(monkeypatch)
     with serving(build_dir, workers=WORKERS) as (server, front):
         base = f"http://127.0.0.1:{server.server_address[1]}"
         calls = calls_for(Path(front.emulators[0].function.opt_env()["MODEL_DIR"]))

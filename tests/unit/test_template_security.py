@@ -6,7 +6,10 @@ these tests say what a deployment with given parameters actually gets.
 
 from __future__ import annotations
 
+import json
+import os
 import shlex
+import subprocess
 import tomllib
 from typing import Any
 
@@ -255,3 +258,67 @@ def test_every_checkov_suppression_has_a_reason() -> None:
         for skip in ((resource.get("Metadata") or {}).get("checkov") or {}).get("skip") or []:
             assert skip["id"].startswith("CKV_"), name
             assert len(skip.get("comment", "")) > 20, (name, skip)
+
+
+# What SAM itself generates for its own HttpApi Auth, translated by the pinned aws-sam-cli.
+_SAM_NATIVE = r"""
+import json, sys
+from samtranslator.translator.transform import transform
+auth = json.loads(sys.argv[1])
+template = {
+    "Transform": "AWS::Serverless-2016-10-31",
+    "Resources": {
+        "Api": {"Type": "AWS::Serverless::HttpApi", "Properties": {"Auth": auth}},
+        "Fn": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Runtime": "python3.13", "Handler": "app.h", "CodeUri": "s3://b/k",
+            "Events": {"P": {"Type": "HttpApi", "Properties": {
+                "ApiId": {"Ref": "Api"}, "Method": "POST", "Path": "/predict"}}}}},
+    },
+}
+class NoPolicies:
+    def load(self): return {}
+out = transform(template, {}, NoPolicies())
+body = out["Resources"]["Api"]["Properties"]["Body"]
+print(json.dumps({"security": body["paths"]["/predict"]["post"]["security"],
+                  "schemes": body["components"]["securitySchemes"]}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "native_auth"),
+    [
+        ("IAM", {"EnableIamAuthorizer": True, "DefaultAuthorizer": "AWS_IAM"}),
+        (
+            "JWT",
+            {
+                "Authorizers": {
+                    "JwtAuthorizer": {
+                        "IdentitySource": "$request.header.Authorization",
+                        "JwtConfiguration": {"issuer": "https://issuer.example", "audience": ["client-1"]},
+                    }
+                },
+                "DefaultAuthorizer": "JwtAuthorizer",
+            },
+        ),
+    ],
+)
+def test_our_conditional_security_is_what_sam_generates_for_its_own_auth(
+    mode: str, native_auth: dict[str, Any]
+) -> None:
+    # GIVEN SAM's own translation of the equivalent literal Auth setting
+    sam_python = ROOT / ".venv-sam" / "bin" / "python"
+    if not sam_python.exists():
+        pytest.skip("needs .venv-sam (make setup)")
+    done = subprocess.run(
+        [str(sam_python), "-c", _SAM_NATIVE, json.dumps(native_auth)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    native = json.loads(done.stdout)
+    # WHEN our template is resolved for the same mode
+    body = deployed_api(mode, JwtIssuer="https://issuer.example", JwtAudience="client-1")["DefinitionBody"]
+    # THEN the route security and the security schemes are the same as SAM's
+    assert body["paths"]["/predict"]["post"]["security"] == native["security"]
+    assert body["components"]["securitySchemes"] == native["schemes"]

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from onnxlambda.config import Settings
 from onnxlambda.errors import FieldError, ServingError, malformed, too_large
+from onnxlambda.redaction import WithholdExceptionMessages
 from onnxlambda.service import get_service, load_error
 
 logger = Logger()
@@ -27,6 +28,8 @@ metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
 settings = Settings.from_env()
 JSON = "application/json"
+# With sensitive fields configured, logged exceptions keep their frames but not their messages.
+logger.addFilter(WithholdExceptionMessages(lambda: bool(settings.redact_fields)))
 
 # Load the model during init, once per execution environment. A failure is logged here and
 # answered as 503 by every route, so a broken model never serves half a response.

@@ -131,3 +131,46 @@ def test_without_configuration_the_caller_sees_the_value(lambda_context: FakeLam
     response = app.lambda_handler(bad_event(), lambda_context)
     assert response["statusCode"] == 422
     assert SECRET_CATEGORY in response["body"]
+
+
+def _failing_runtime_logs(
+    monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, redact: frozenset[str]
+) -> tuple[int, str]:
+    """Handle a valid request whose model run raises an error quoting a request value."""
+
+    def boom(*_: object) -> None:
+        raise ValueError(f"cannot score island={SECRET_CATEGORY}")
+
+    monkeypatch.setattr(get_service().runtime, "run", boom)
+    monkeypatch.setattr(app, "settings", dataclasses.replace(app.settings, redact_fields=redact))
+    handler = app.logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    try:
+        response = app.lambda_handler(load_event("api_predict_one"), lambda_context)
+    finally:
+        handler.setStream(previous)
+    return response["statusCode"], stream.getvalue()
+
+
+def test_an_unexpected_error_logs_frames_but_not_its_message_when_fields_are_redacted(
+    monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+) -> None:
+    # GIVEN sensitive fields configured and a failure whose message quotes a request value
+    status, logged = _failing_runtime_logs(monkeypatch, lambda_context, frozenset({"island"}))
+    # THEN the caller gets the 500, and the log keeps where it happened and what kind of error
+    assert status == 500
+    [line] = [json.loads(x) for x in logged.splitlines() if "unhandled error" in x]
+    assert "ValueError" in line["exception"]
+    assert "boom" in line["exception"]  # the frame where it was raised
+    # AND not the message with the value
+    assert SECRET_CATEGORY not in logged
+
+
+def test_without_redaction_an_unexpected_error_is_logged_in_full(
+    monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
+) -> None:
+    status, logged = _failing_runtime_logs(monkeypatch, lambda_context, frozenset())
+    assert status == 500
+    assert f"cannot score island={SECRET_CATEGORY}" in logged

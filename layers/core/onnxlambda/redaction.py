@@ -8,11 +8,16 @@ ServingError leaving the core goes through `Redactor.error`, and anything that c
 
 The error body returned to the caller is redacted too: error bodies end up in client logs,
 proxies and support tickets, and the row, field and code are enough to fix the request.
+
+An unexpected exception's message is the one place left where a value could slip into a log
+(`ValueError: could not convert 'x'`): with redaction configured, `WithholdExceptionMessages`
+keeps the traceback's frames and the exception's type, and drops its message and chain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -59,4 +64,25 @@ class Redactor:
         return {k: (REDACTED if k in self.fields and v is not None else v) for k, v in row.items()}
 
 
-__all__ = ["REDACTED", "Redactor", "parse_fields"]
+class WithheldError(Exception):
+    """Stands in, in a log record, for an exception whose message might quote request values."""
+
+
+class WithholdExceptionMessages(logging.Filter):
+    """Logging filter: while `active()`, log records carry exception frames and types, not messages."""
+
+    def __init__(self, active: Callable[[], bool]) -> None:
+        super().__init__()
+        self.active = active
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and self.active():
+            exc = record.exc_info[1]
+            name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+            stand_in = WithheldError(f"{name}: message withheld (sensitive fields are configured)")
+            record.exc_info = (WithheldError, stand_in, record.exc_info[2])
+            record.exc_text = None
+        return True
+
+
+__all__ = ["REDACTED", "Redactor", "WithheldError", "WithholdExceptionMessages", "parse_fields"]

@@ -16,7 +16,7 @@ PORT ?= 3000
 # sam's python builds look for python3.13 on PATH; the dev venv provides it.
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(MODEL)
 
-.PHONY: help setup build serve test unit integration lint typecheck validate model clean openapi
+.PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi
 .PHONY: deploy status rollback changelog
 
 help:
@@ -39,6 +39,12 @@ $(VENV)/.installed: requirements-dev.txt layers/core/requirements.txt
 	.venv-runtime/bin/pip install --quiet --disable-pip-version-check -r requirements-runtime.txt
 	touch $@
 
+# checkov pins dozens of packages of its own (its own boto3, networkx, ...): a venv of its own.
+.venv-scan/.installed: requirements-scan.txt
+	$(PYTHON_BOOT) -m venv .venv-scan
+	.venv-scan/bin/pip install --quiet --disable-pip-version-check -r requirements-scan.txt
+	touch $@
+
 setup: $(VENV)/.installed .venv-sam/.installed .venv-runtime/.installed  ## create the three venvs (dev, sam, runtime)
 
 build: setup  ## sam build: function code, core layer, model layer (MODEL=penguins|diabetes)
@@ -50,6 +56,13 @@ serve: build  ## serve the built function over HTTP on 127.0.0.1:$(PORT) under t
 validate: setup  ## sam validate --lint (cfn-lint) on template.yaml
 	$(SAM) validate --lint
 
+scan: .venv-scan/.installed  ## checkov over template.yaml; findings are fixed or skipped in the template with a reason
+	.venv-scan/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+
+load: build  ## longer load test through the local HTTP front (LOAD_SECONDS, LOAD_USERS, LOAD_WORKERS)
+	$(PY) -m devtools.load --seconds $${LOAD_SECONDS:-120} --users $${LOAD_USERS:-8} \
+		--workers $${LOAD_WORKERS:-2} --max-requests $${LOAD_MAX_REQUESTS:-20000}
+
 lint: setup  ## ruff (lint + format check)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -60,7 +73,7 @@ typecheck: setup  ## mypy --strict
 unit: setup  ## unit tests only (no build)
 	$(PY) -m pytest tests -m "not integration"
 
-test: lint typecheck validate build  ## everything CI runs: lint, types, template, build, all tests
+test: lint typecheck validate scan build  ## everything CI runs: lint, types, template, build, all tests
 	$(PY) -m pytest tests
 
 model: setup  ## retrain the example models (byte-identical artifacts)

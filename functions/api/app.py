@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from onnxlambda.config import Settings
 from onnxlambda.errors import FieldError, ServingError, malformed, not_ready, too_large
+from onnxlambda.redaction import WithholdExceptionMessages
 from onnxlambda.service import get_service, load_error
 
 if __package__:  # imported as functions.api.app (tests, tools)
@@ -33,6 +34,8 @@ app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(v2_router)  # Open Inference Protocol (KServe V2): functions/api/v2.py
 settings = Settings.from_env()
 JSON = "application/json"
+# With sensitive fields configured, logged exceptions keep their frames but not their messages.
+logger.addFilter(WithholdExceptionMessages(lambda: bool(settings.redact_fields)))
 
 # Load the model during init, once per execution environment. A failure is logged here and
 # answered as 503 by every route, so a broken model never serves half a response.

@@ -131,7 +131,7 @@ def test_deployment_type_comes_from_the_parameter(deployment: str) -> None:
 
 def test_samconfig_sets_a_canary_for_prod_and_all_at_once_for_dev() -> None:
     text = (ROOT / "samconfig.toml").read_text()
-    assert 'parameter_overrides = "Stage=dev LogLevel=DEBUG DeploymentType=AllAtOnce"' in text
+    assert 'parameter_overrides = "Stage=dev LogLevel=DEBUG DeploymentType=AllAtOnce' in text
     assert "Stage=prod LogLevel=INFO DeploymentType=Canary10Percent5Minutes" in text
 
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from onnxlambda.redaction import parse_fields
+
 DEFAULT_MODEL_DIR = "/opt/model"  # where the model layer lands on Lambda
 
 
@@ -21,6 +23,8 @@ class Settings:
     max_body_bytes: int
     max_error_details: int
     ort_intra_op_threads: int
+    # Feature names whose values never appear in logs or error bodies (REDACT_FIELDS, comma-separated).
+    redact_fields: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -33,4 +37,5 @@ class Settings:
             max_error_details=_int("MAX_ERROR_DETAILS", 100),
             # Small models run fastest single-threaded; Lambda gives ~1 vCPU per 1,769 MB.
             ort_intra_op_threads=_int("ORT_INTRA_OP_THREADS", 1),
+            redact_fields=parse_fields(os.environ.get("REDACT_FIELDS")),
         )

@@ -20,6 +20,7 @@ import numpy as np
 from onnxlambda.config import Settings
 from onnxlambda.errors import ModelLoadError, ServingError, malformed, not_ready, too_large
 from onnxlambda.manifest import ClassificationOutput, Manifest, RegressionOutput
+from onnxlambda.redaction import Redactor
 from onnxlambda.runtime import ModelRuntime, Prediction
 from onnxlambda.validation import ColumnHealth, Validator, parse_instances
 
@@ -40,6 +41,7 @@ class Service:
         self.validator = Validator(
             runtime.manifest, max_rows=settings.max_rows, max_error_details=settings.max_error_details
         )
+        self.redactor = Redactor(settings.redact_fields)
         self.model_ref = {
             "name": self.manifest.name,
             "version": self.manifest.version,
@@ -69,7 +71,11 @@ class Service:
 
     def predict(self, body: object, request_id: str | None = None) -> PredictOutcome:
         """Validate a `{"instances": [...]}` body and predict every row (all or nothing)."""
-        batch = self.validator.validate(parse_instances(body))
+        try:
+            batch = self.validator.validate(parse_instances(body))
+        except ServingError as err:
+            # `from None`: the original error (with the values) must not ride along in a traceback.
+            raise self.redactor.error(err) from None
         started = time.perf_counter()
         prediction = self.runtime.run(batch.tensors)
         inference_ms = (time.perf_counter() - started) * 1000.0

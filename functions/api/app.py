@@ -19,12 +19,20 @@ from pydantic import BaseModel, Field
 
 from onnxlambda.config import Settings
 from onnxlambda.errors import FieldError, ServingError, malformed, too_large
-from onnxlambda.service import get_service, load_error
+from onnxlambda.service import Service, get_service, load_error
+
+try:  # imported as functions.api.app (tests, tools)
+    from functions.api.feedback import router as feedback_router
+    from functions.api.observe import observer
+except ImportError:  # on Lambda the function directory is the import root
+    from feedback import router as feedback_router  # type: ignore[import-not-found,no-redef]
+    from observe import observer  # type: ignore[import-not-found,no-redef]
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
+app.include_router(feedback_router)
 settings = Settings.from_env()
 JSON = "application/json"
 
@@ -37,7 +45,8 @@ try:
         model_version=_service.manifest.version,
         model_sha256=_service.manifest.sha256,
     )
-    metrics.set_default_dimensions(model_version=_service.manifest.version)
+    # No model_version dimension: alarms name metrics exactly across model releases; the version
+    # rides along as EMF metadata (functions/api/observe.py).
 except ServingError as _exc:
     logger.error("model failed to load; every request will get 503", extra={"reason": load_error()})
 logger.append_keys(function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local"))
@@ -58,7 +67,7 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 def _error(err: ServingError) -> Response[str]:
     body = err.body()
     body["error"]["request_id"] = _request_id()
-    metrics.add_metric(name=f"Rejected_{err.code}", unit=MetricUnit.Count, value=1)
+    observer.refused(err)
     logger.info(
         "request refused", extra={"status": err.status, "error_code": err.code, "details": len(err.details)}
     )
@@ -75,9 +84,9 @@ def _request_id() -> str:
 @app.post("/predict", summary="Predict one or many rows", tags=["predict"])
 def predict(request: PredictRequest) -> Response[str]:
     service = get_service()
-    outcome = service.predict({"instances": request.instances}, request_id=_request_id())
-    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=outcome.rows)
-    metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=outcome.inference_ms)
+    request_id = _request_id()
+    outcome = service.predict({"instances": request.instances}, request_id=request_id)
+    observer.predicted(service, request_id, request.instances, outcome)
     return _json(200, outcome.body, {"X-Model-Version": service.manifest.version})
 
 
@@ -130,7 +139,7 @@ def _not_found(_exc: Exception) -> Response[str]:
 def _internal(exc: Exception) -> Response[str]:
     # Logged with the stack for operators; the caller gets a request id, never a trace.
     logger.exception("unhandled error")
-    metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
+    observer.internal_error()
     body = {
         "error": {
             "code": "internal_error",
@@ -141,6 +150,13 @@ def _internal(exc: Exception) -> Response[str]:
         }
     }
     return _json(500, body)
+
+
+def _service_or_none() -> Service | None:
+    try:
+        return get_service()
+    except ServingError:
+        return None
 
 
 def _body_size(event: dict[str, Any]) -> int:
@@ -154,13 +170,14 @@ def _body_size(event: dict[str, Any]) -> int:
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
+    observer.invoked(_service_or_none())
     size = _body_size(event)
     if size > settings.max_body_bytes:
         # Refused before JSON parsing: the cheapest possible answer to an oversized body.
         err = too_large("body_too_large", f"body is {size} bytes; at most {settings.max_body_bytes} allowed")
         body = err.body()
         body["error"]["request_id"] = event.get("requestContext", {}).get("requestId", "unknown")
-        metrics.add_metric(name=f"Rejected_{err.code}", unit=MetricUnit.Count, value=1)
+        observer.refused(err)
         return {"statusCode": 413, "headers": {"Content-Type": JSON}, "body": json.dumps(body)}
     response = app.resolve(event, context)
     metrics.add_metric(

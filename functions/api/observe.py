@@ -64,7 +64,8 @@ class Observer:
             if self._capturer is None:
                 self._capturer = Capturer(service.manifest, self.capture_settings)
             captured = self._capturer.capture(request_id, instances, predictions)
-            metrics.add_metric(name=names.CAPTURED_ROWS, unit=MetricUnit.Count, value=captured)
+            if captured:  # a Sum needs no zeros, and each metric costs Powertools work
+                metrics.add_metric(name=names.CAPTURED_ROWS, unit=MetricUnit.Count, value=captured)
 
     def refused(self, err: ServingError) -> None:
         if self.enabled:

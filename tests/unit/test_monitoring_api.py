@@ -72,7 +72,7 @@ def test_a_prediction_emits_service_and_input_health_metrics(
     assert (blob["Requests"], blob["Predictions"]) == (1.0, 3.0)
     assert blob["Missing_sex"] == 2.0
     assert blob["Missing_bill_length_mm"] == 1.0
-    assert blob["Missing_body_mass_g"] == 0.0
+    assert "Missing_body_mass_g" not in blob  # zero counts are not sent
     assert blob["MissingValues"] == 3.0
     assert "Missing_island" not in blob  # not nullable: a null is refused, never scored
     assert 1 / 3 <= blob["MeanScore"] <= 1.0
@@ -177,8 +177,12 @@ def test_bad_feedback_is_refused(
     response = app.lambda_handler(event, lambda_context)
     assert response["statusCode"] == status
     assert json.loads(response["body"])["error"]["code"] == code
-    # AND nothing reaches the capture path
-    assert not [x for x in stdout_json(capsys.readouterr().out) if x.get("record_type") == "feedback"]
+    # AND nothing reaches the capture path, and the refusal is counted under its own code
+    lines = stdout_json(capsys.readouterr().out)
+    assert not [x for x in lines if x.get("record_type") == "feedback"]
+    assert emf(lines)[f"Rejected_{code}"] == 1.0
+    if code == "invalid_feedback":
+        assert not [k for k in emf(lines) if k.startswith("InvalidValues_")]  # not input health
 
 
 def test_metric_names_are_bounded_by_the_manifest() -> None:

@@ -172,7 +172,21 @@ def evaluate(
 
 def run(manifest: Manifest, s3: S3Reader, now: datetime, settings: MonitorSettings) -> MonitorResult:
     start, end = settings.window_for(now)
-    records = read_s3(s3, settings.bucket, settings.capture_prefix, start - settings.label_lookback, now)
+    records = read_s3(s3, settings.bucket, settings.capture_prefix, start, now)
+    # Older hours are read only when feedback names predictions this read does not hold (most
+    # runs then read ~2 hours of objects, not the whole label lookback).
+    known = {r.get("inference_id") for r in records.inferences}
+    wanted = {f.get("inference_id") for f in in_window(records.feedback, start, end)} - known
+    if wanted and settings.label_lookback > timedelta(0):
+        older = read_s3(
+            s3,
+            settings.bucket,
+            settings.capture_prefix,
+            start - settings.label_lookback,
+            start - timedelta(hours=1),
+        )
+        records.inferences.extend(r for r in older.inferences if r.get("inference_id") in wanted)
+        records.unreadable_lines += older.unreadable_lines
     return evaluate(manifest, records, start, end, settings)
 
 

@@ -192,3 +192,16 @@ def test_metric_names_are_bounded_by_the_manifest() -> None:
     extra = len(names.api_metric_names(penguins)) - len(names.api_metric_names(diabetes))
     assert extra == len(names.nullable_features(penguins)) == 5
     assert all(len(n) <= 255 for n in names.monitor_metric_names(penguins))
+
+
+def test_a_row_that_cannot_be_written_is_skipped_not_failed() -> None:
+    # GIVEN a row holding a value JSON cannot carry (NaN), next to a normal one
+    manifest = load_manifest(MODELS / "penguins")
+    written: list[str] = []
+    capturer = Capturer(manifest, CaptureSettings(sample_rate=1.0), write=written.append)
+    rows = golden_rows(MODELS / "penguins")[:2]
+    rows[0] = {**rows[0], "bill_length_mm": float("nan")}
+    # WHEN captured THEN only the other row is written, and nothing raises
+    assert capturer.capture("r", rows, [{"label": "Adelie"}, {"label": "Gentoo"}]) == 1
+    [line] = "".join(written).splitlines()
+    assert json.loads(line)["inference_id"] == "r-1"

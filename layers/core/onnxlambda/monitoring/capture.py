@@ -118,9 +118,14 @@ class Capturer:
             }
             if self._redacted:
                 record["redacted"] = self._redacted
-            line = json.dumps(record, separators=(",", ":"), allow_nan=False)
+            try:
+                line = json.dumps(record, separators=(",", ":"), allow_nan=False)
+            except (TypeError, ValueError):
+                continue  # a value JSON cannot carry: skip the row, never fail the request
             if len(line) <= MAX_LINE_BYTES:
                 lines.append(line)
+        if not lines:
+            return 0
         # One write for all lines: each line becomes its own CloudWatch Logs event.
         self._write("\n".join(lines) + "\n")
         return len(lines)

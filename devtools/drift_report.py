@@ -2,10 +2,13 @@
 
     python -m devtools.drift_report --captured DIR  [--model-dir models/penguins] --out report.html
     python -m devtools.drift_report --summary FILE  --out report.html
+    python -m devtools.drift_report --counts FILE   [--model-dir ...] --out report.html
 
 --captured reads capture files (JSON lines, gzip or plain, e.g. `aws s3 sync s3://<bucket>/capture/ DIR`)
 and judges all of them as one window with the monitor's own code; --summary renders a summary the
-monitor function stored under s3://<bucket>/monitor/. Charts are inline SVG: the page is one file
+monitor function stored under s3://<bucket>/monitor/; --counts takes bin counts gathered
+elsewhere (e.g. by a batch job): {"features": {name: [count per baseline bin] | {category: count}},
+"output": ...}. Charts are inline SVG: the page is one file
 with no dependencies.
 """
 
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from onnxlambda.manifest import load_manifest
-from onnxlambda.monitoring.monitor import MonitorSettings, evaluate
+from onnxlambda.monitoring.monitor import MonitorSettings, evaluate, summary_from_counts
 from onnxlambda.monitoring.window import read_directory
 
 BASELINE_COLOUR, CURRENT_COLOUR = "#7a8ca3", "#d9822b"
@@ -77,7 +80,9 @@ def _verdict(drift: bool | None) -> str:
 def render(summary: dict[str, Any]) -> str:
     model, window = summary["model"], summary["window"]
     rows, sections = [], []
-    entries = [*summary["features"].items(), ("output", summary["output"])]
+    entries = [*summary["features"].items()] + (
+        [("output", summary["output"])] if summary.get("output") else []
+    )
     for name, r in entries:
         rows.append(
             "<tr>"
@@ -146,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "--captured", type=Path, help="directory of capture files (JSON lines, gzip or plain)"
     )
     source.add_argument("--summary", type=Path, help="a monitor summary JSON file")
+    source.add_argument("--counts", type=Path, help="bin counts per feature (and output) as JSON")
     parser.add_argument(
         "--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR") or "models/penguins")
     )
@@ -154,6 +160,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.captured:
         summary = summary_from_captured(args.captured, args.model_dir, args.min_samples)
+    elif args.counts:
+        counts = json.loads(args.counts.read_text())
+        settings = MonitorSettings(min_samples=args.min_samples)
+        summary = summary_from_counts(
+            load_manifest(args.model_dir),
+            counts["features"],
+            counts.get("output"),
+            settings,
+            args.counts.name,
+        )
     else:
         summary = json.loads(args.summary.read_text())
     args.out.write_text(render(summary), encoding="utf-8")

@@ -80,3 +80,30 @@ def test_report_from_a_monitor_summary(tmp_path: Path) -> None:
     assert output.count("<rect") == 2 * len(manifest.baselines.output.counts)
     assert ">DRIFT<" not in page
     assert "not enough feedback" in page
+
+
+def test_report_from_bin_counts_gathered_elsewhere(tmp_path: Path) -> None:
+    # GIVEN bin counts as a batch job could sum them: bill depth piled into the last bin
+    manifest = load_manifest(MODELS / "penguins")
+    features: dict[str, object] = {}
+    for name, baseline in manifest.baselines.features.items():
+        if isinstance(baseline.counts, dict):
+            features[name] = dict(baseline.counts)
+        else:
+            features[name] = list(baseline.counts)
+    features["bill_depth_mm"] = [0] * 9 + [300]
+    path = tmp_path / "counts.json"
+    path.write_text(
+        json.dumps({"features": features, "output": {"Adelie": 120, "Chinstrap": 50, "Gentoo": 100}})
+    )
+    out = tmp_path / "report.html"
+    # WHEN rendered against the manifest
+    assert (
+        drift_report.main(["--counts", str(path), "--model-dir", str(MODELS / "penguins"), "--out", str(out)])
+        == 0
+    )
+    page = out.read_text()
+    # THEN the moved feature, and only it, is flagged; the identical ones are not
+    assert sections(page)[-1] == "output"
+    assert page.count(">DRIFT</td>") == 1
+    assert re.search(r"feature-bill_depth_mm'>bill_depth_mm</a>.*?>DRIFT</td>", page)

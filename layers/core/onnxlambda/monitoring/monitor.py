@@ -13,6 +13,7 @@ Feedback is scored for the window it *arrives* in, joined with predictions captu
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +25,9 @@ from onnxlambda.monitoring.detectors import (
     DriftResult,
     Thresholds,
     compare_categorical,
+    compare_categorical_counts,
     compare_numeric,
+    compare_numeric_counts,
 )
 from onnxlambda.monitoring.window import Record, Records, S3Reader, in_window, join_feedback, read_s3
 
@@ -170,6 +173,43 @@ def evaluate(
     return MonitorResult(values, summary)
 
 
+def summary_from_counts(
+    manifest: Manifest,
+    features: Mapping[str, Sequence[int] | Mapping[str, int]],
+    output: Sequence[int] | Mapping[str, int] | None,
+    settings: MonitorSettings,
+    label: str = "counts",
+) -> dict[str, Any]:
+    """A summary (the shape `evaluate` stores) from bin counts gathered elsewhere, e.g. a batch
+    job's: numeric features as counts per baseline bin, categoricals as {category: count}."""
+    thresholds = thresholds_for(manifest, settings)
+
+    def judge(baseline: Any, counts: Sequence[int] | Mapping[str, int]) -> DriftResult:
+        if isinstance(baseline, NumericBaseline):
+            return compare_numeric_counts(baseline, list(counts), thresholds)  # type: ignore[arg-type]
+        return compare_categorical_counts(baseline, dict(counts), thresholds)  # type: ignore[arg-type]
+
+    results = {n: judge(manifest.baselines.features[n], c) for n, c in features.items()}
+    out = judge(manifest.baselines.output, output) if output is not None else None
+    samples = max([r.n for r in results.values()] + [out.n if out else 0])
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "model": {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256},
+        "window": {"start": label, "end": label},
+        "samples": samples,
+        "gated": samples < settings.min_samples,
+        "thresholds": {
+            "alpha_per_test": thresholds.alpha,
+            "psi_floor": thresholds.psi_floor,
+            "linf_floor": thresholds.linf_floor,
+            "min_samples": thresholds.min_samples,
+        },
+        "features": {k: v.to_dict() for k, v in results.items()},
+        "output": out.to_dict() if out else None,
+        "performance": {},
+    }
+
+
 def run(manifest: Manifest, s3: S3Reader, now: datetime, settings: MonitorSettings) -> MonitorResult:
     start, end = settings.window_for(now)
     records = read_s3(s3, settings.bucket, settings.capture_prefix, start, now)
@@ -194,4 +234,12 @@ def summary_key(settings: MonitorSettings, end: datetime) -> str:
     return f"{settings.summary_prefix}{end:%Y/%m/%d/%H%M}.json"
 
 
-__all__ = ["MonitorResult", "MonitorSettings", "drift_of", "evaluate", "run", "summary_key"]
+__all__ = [
+    "MonitorResult",
+    "MonitorSettings",
+    "drift_of",
+    "evaluate",
+    "run",
+    "summary_from_counts",
+    "summary_key",
+]

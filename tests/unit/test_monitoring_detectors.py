@@ -176,7 +176,7 @@ FAR_SEEDS = 300
 FAR_BOUND = 0.03  # the family alpha is 0.01; 0.03 leaves room for 300-seed sampling noise
 
 
-@pytest.mark.parametrize("window", [WINDOW, 1000])
+@pytest.mark.parametrize("window", [100, WINDOW, 1000])
 def test_false_alarm_rate_on_no_drift_windows_stays_under_the_bound(window: int) -> None:
     # GIVEN penguins-shaped windows (4 numeric features, 2 categoricals, the output's class shares)
     # drawn from the same distributions as a 275-row baseline (the penguins manifest's size)

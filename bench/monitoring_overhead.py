@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import statistics
@@ -119,11 +120,8 @@ def components(rows: int, repeat: int = 7, number: int = 300) -> dict[str, float
         out["metrics (EMF)"] = min(timeit.repeat(metrics_path, number=number, repeat=repeat)) / number * 1e6
         for rate in (0.1, 1.0):
             capturer = Capturer(service.manifest, CaptureSettings(sample_rate=rate), write=sink.write)
-            timing = timeit.repeat(
-                lambda c=capturer: c.capture("bench", body["instances"], predictions),
-                number=number,
-                repeat=repeat,
-            )
+            call = functools.partial(capturer.capture, "bench", body["instances"], predictions)
+            timing = timeit.repeat(call, number=number, repeat=repeat)
             out[f"capture {rate:.0%}"] = min(timing) / number * 1e6
     return out
 

@@ -71,7 +71,7 @@ class Capturer:
         manifest: Manifest,
         settings: CaptureSettings,
         *,
-        write: Callable[[str], None] = _stdout_write,
+        write: Callable[[str], object] = _stdout_write,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -151,7 +151,7 @@ def write_feedback(
     actual: str | float,
     model_version: str,
     *,
-    write: Callable[[str], None] = _stdout_write,
+    write: Callable[[str], object] = _stdout_write,
     clock: Callable[[], float] = time.time,
 ) -> None:
     write(feedback_record(inference_id, actual, model_version, int(clock() * 1000)) + "\n")

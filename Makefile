@@ -17,7 +17,7 @@ PORT ?= 3000
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(MODEL)
 
 .PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi
-.PHONY: deploy status rollback changelog
+.PHONY: deploy status rollback changelog bench-monitoring
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -100,6 +100,9 @@ changelog: setup  ## CHANGELOG entry for models/$(MODEL) vs OLD=<manifest path o
 
 openapi: setup  ## regenerate models/<name>/openapi.json from the routes + manifests (then bump CONTRACT_VERSION)
 	PYTHONPATH=layers/core:. $(PY) -m devtools.openapi
+
+bench-monitoring: setup  ## latency added to /predict by per-request metrics and data capture (in process)
+	PYTHONPATH=layers/core:. $(PY) -m bench.monitoring_overhead
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

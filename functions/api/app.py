@@ -20,11 +20,15 @@ from pydantic import BaseModel, Field
 from onnxlambda.config import Settings
 from onnxlambda.errors import FieldError, ServingError, malformed, not_ready, too_large
 from onnxlambda.redaction import WithholdExceptionMessages
-from onnxlambda.service import get_service, load_error
+from onnxlambda.service import Service, get_service, load_error
 
 if __package__:  # imported as functions.api.app (tests, tools)
+    from functions.api.feedback import router as feedback_router
+    from functions.api.observe import observer
     from functions.api.v2 import router as v2_router
-else:  # on Lambda the function's directory is the root: app.py and v2.py are top-level modules
+else:  # on Lambda the function's directory is the root: sibling modules are top-level
+    from feedback import router as feedback_router  # type: ignore[import-not-found,no-redef]
+    from observe import observer  # type: ignore[import-not-found,no-redef]
     from v2 import router as v2_router  # type: ignore[import-not-found,no-redef]
 
 logger = Logger()
@@ -32,6 +36,7 @@ tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
 app.include_router(v2_router)  # Open Inference Protocol (KServe V2): functions/api/v2.py
+app.include_router(feedback_router)  # ground truth: functions/api/feedback.py
 settings = Settings.from_env()
 JSON = "application/json"
 # With sensitive fields configured, logged exceptions keep their frames but not their messages.
@@ -46,7 +51,8 @@ try:
         model_version=_service.manifest.version,
         model_sha256=_service.manifest.sha256,
     )
-    metrics.set_default_dimensions(model_version=_service.manifest.version)
+    # No model_version dimension: alarms name metrics exactly across model releases; the version
+    # rides along as EMF metadata (functions/api/observe.py).
 except ServingError as _exc:
     logger.error("model failed to load; every request will get 503", extra={"reason": load_error()})
 logger.append_keys(function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local"))
@@ -67,7 +73,7 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 def _error(err: ServingError) -> Response[str]:
     body = err.body()
     body["error"]["request_id"] = _request_id()
-    metrics.add_metric(name=f"Rejected_{err.code}", unit=MetricUnit.Count, value=1)
+    observer.refused(err)
     logger.info(
         "request refused", extra={"status": err.status, "error_code": err.code, "details": len(err.details)}
     )
@@ -84,9 +90,9 @@ def _request_id() -> str:
 @app.post("/predict", summary="Predict one or many rows", tags=["predict"])
 def predict(request: PredictRequest) -> Response[str]:
     service = get_service()
-    outcome = service.predict({"instances": request.instances}, request_id=_request_id())
-    metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=outcome.rows)
-    metrics.add_metric(name="InferenceTime", unit=MetricUnit.Milliseconds, value=outcome.inference_ms)
+    request_id = _request_id()
+    outcome = service.predict({"instances": request.instances}, request_id=request_id)
+    observer.predicted(service, request_id, request.instances, outcome)
     return _json(200, outcome.body, {"X-Model-Version": service.manifest.version})
 
 
@@ -155,7 +161,7 @@ def _not_found(_exc: Exception) -> Response[str]:
 def _internal(exc: Exception) -> Response[str]:
     # Logged with the stack for operators; the caller gets a request id, never a trace.
     logger.exception("unhandled error")
-    metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
+    observer.internal_error()
     body = {
         "error": {
             "code": "internal_error",
@@ -166,6 +172,13 @@ def _internal(exc: Exception) -> Response[str]:
         }
     }
     return _json(500, body)
+
+
+def _service_or_none() -> Service | None:
+    try:
+        return get_service()
+    except ServingError:
+        return None
 
 
 def _body_size(event: dict[str, Any]) -> int:
@@ -179,6 +192,7 @@ def _body_size(event: dict[str, Any]) -> int:
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
+    observer.invoked(_service_or_none())
     size = _body_size(event)
     if size > settings.max_body_bytes:
         # Refused before JSON parsing: the cheapest possible answer to an oversized body.
@@ -187,7 +201,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         body["error"]["request_id"] = event.get("requestContext", {}).get("requestId", "unknown")
         if str(event.get("rawPath", "")).startswith("/v2/"):  # the V2 protocol's own error shape
             body = {"error": f"{err.code}: {err.message}"}
-        metrics.add_metric(name=f"Rejected_{err.code}", unit=MetricUnit.Count, value=1)
+        observer.refused(err)
         return {"statusCode": 413, "headers": {"Content-Type": JSON}, "body": json.dumps(body)}
     response = app.resolve(event, context)
     metrics.add_metric(

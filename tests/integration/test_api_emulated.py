@@ -32,6 +32,7 @@ EXPECTED_STATUS = {
     "api_not_finite": 422,
     "api_empty": 422,
     "api_not_found": 404,
+    "api_feedback": 202,
 }
 
 

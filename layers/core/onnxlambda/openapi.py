@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from onnxlambda.manifest import ClassificationOutput, Feature, GoldenSet, Manifest, RegressionOutput
 
-CONTRACT_VERSION: Final = "1.0.0"
+CONTRACT_VERSION: Final = "1.1.0"
 OPENAPI_FILE: Final = "openapi.json"
 _REF = "#/components/schemas/"
 JSON_MEDIA: Final = "application/json"
@@ -46,7 +46,10 @@ _PREDICT_ROUTES: Final[dict[tuple[str, str], tuple[str, list[int]]]] = {
     ("/health", "get"): ("Health", [500, 503]),
     ("/model", "get"): ("ModelContract", [500, 503]),
     ("/openapi.json", "get"): ("OpenAPIDocument", [500, 503]),
+    ("/feedback", "post"): ("FeedbackAccepted", [400, 413, 422, 500, 503]),
 }
+# Routes whose success is not 200.
+_SUCCESS_STATUS: Final = {("/feedback", "post"): "202"}
 _V2_ROUTES: Final[dict[tuple[str, str], tuple[str, list[int]]]] = {
     ("/v2", "get"): ("V2ServerMetadata", [500]),
     ("/v2/health/live", "get"): ("V2Live", [500]),
@@ -156,6 +159,7 @@ def _static_schemas(max_rows: int) -> dict[str, Any]:
                                 "not_found",
                                 "model_not_ready",
                                 "internal_error",
+                                "invalid_feedback",
                             ],
                         },
                         "message": string,
@@ -379,6 +383,12 @@ def _examples(manifest: Manifest, golden: GoldenSet, metadata: dict[str, Any]) -
     return {
         "PredictRequest": predict_request,
         "PredictResponse": predict_response,
+        # The true outcome of the first golden case: what a caller reports once it is known.
+        "FeedbackRequest": {
+            "inference_id": "golden-1-0",
+            "actual": next(iter(cases[0].expected.values())),
+        },
+        "FeedbackAccepted": {"status": "accepted", "inference_id": "golden-1-0"},
         "V2InferRequest": {"id": "golden-1", "inputs": inputs},
         "V2InferResponse": {
             "model_name": manifest.name,
@@ -388,6 +398,29 @@ def _examples(manifest: Manifest, golden: GoldenSet, metadata: dict[str, Any]) -
             "outputs": outputs,
         },
         "V2ModelMetadata": metadata,
+    }
+
+
+def _feedback_schemas(manifest: Manifest) -> dict[str, Any]:
+    """POST /feedback: the actual outcome of an earlier prediction, in the output's vocabulary."""
+    out = manifest.output
+    actual: dict[str, Any] = (
+        {"type": "string", "enum": list(out.labels)}
+        if isinstance(out, ClassificationOutput)
+        else {"type": "number"}
+    )
+    inference_id = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"}
+    return {
+        "FeedbackRequest": {
+            "type": "object",
+            "properties": {"inference_id": inference_id, "actual": actual},
+            "required": ["inference_id", "actual"],
+        },
+        "FeedbackAccepted": {
+            "type": "object",
+            "properties": {"status": {"type": "string", "enum": ["accepted"]}, "inference_id": inference_id},
+            "required": ["status", "inference_id"],
+        },
     }
 
 
@@ -428,6 +461,7 @@ def build_document(
         **_v2_schemas(manifest, datatypes, output_names),
         "Instance": instance_schema(manifest),
         "Prediction": prediction_schema(manifest),
+        **_feedback_schemas(manifest),
     }
     examples = _examples(manifest, golden, v2_metadata)
     paths: dict[str, Any] = doc.get("paths", {})
@@ -439,8 +473,9 @@ def build_document(
         if operation is None:
             raise ValueError(f"documented route {method.upper()} {path} is not served")
         v2 = path.startswith("/v2")
+        success = _SUCCESS_STATUS.get((path, method), "200")
         responses: dict[str, Any] = {
-            "200": {"description": "OK", "content": _content(_ref(schema), examples.get(schema))}
+            success: {"description": "OK", "content": _content(_ref(schema), examples.get(schema))}
         }
         for status in statuses:
             error_schema = "V2Error" if v2 else "Error"
@@ -458,6 +493,11 @@ def build_document(
             operation["requestBody"] = {
                 "required": True,
                 "content": _content(_ref("PredictRequest"), examples["PredictRequest"]),
+            }
+        elif path == "/feedback":
+            operation["requestBody"] = {
+                "required": True,
+                "content": _content(_ref("FeedbackRequest"), examples["FeedbackRequest"]),
             }
         elif method == "post":
             operation["requestBody"] = {

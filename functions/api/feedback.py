@@ -1,0 +1,64 @@
+"""POST /feedback: the actual outcome for an earlier prediction, for live accuracy.
+
+The outcome is checked against the manifest (one of the labels for a classifier, a finite number
+for a regressor) and written as a single JSON log line on the same path as captured predictions
+(log subscription -> Firehose -> S3): no S3 call on the request path and no S3 permission for the
+API function. The monitor joins it with the captured prediction by inference id.
+"""
+
+import math
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, Field
+
+from onnxlambda.errors import FieldError, ServingError
+from onnxlambda.manifest import ClassificationOutput, Manifest
+from onnxlambda.monitoring import metrics as names
+from onnxlambda.monitoring.capture import write_feedback
+from onnxlambda.service import get_service
+
+metrics = Metrics()  # shares its metric set with app.py's instance (Powertools class state)
+
+router = Router()  # type: ignore[no-untyped-call]
+
+
+class FeedbackRequest(BaseModel):
+    """The ground truth for one prediction."""
+
+    inference_id: str = Field(
+        pattern=r"^[A-Za-z0-9._:-]{1,200}$", description="The inference_id a /predict response carried."
+    )
+    actual: Any = Field(description="The true label (classifier) or value (regressor).")
+
+
+def checked_actual(manifest: Manifest, actual: Any) -> str | float:
+    """The outcome if the model's output can be compared with it, else a 422."""
+    out = manifest.output
+    if isinstance(out, ClassificationOutput):
+        if isinstance(actual, str) and actual in out.labels:
+            return actual
+        message = f"'actual' must be one of: {', '.join(out.labels)}"
+    else:
+        if type(actual) in (int, float) and math.isfinite(actual):
+            return float(actual)
+        message = "'actual' must be a finite number"
+    raise ServingError(
+        "invalid_feedback", message, [FieldError(None, "actual", "invalid", message)], status=422
+    )
+
+
+@router.post("/feedback", summary="Report the actual outcome of a prediction", tags=["monitoring"])
+def feedback(request: FeedbackRequest) -> Response[str]:
+    manifest = get_service().manifest
+    actual = checked_actual(manifest, request.actual)
+    write_feedback(request.inference_id, actual, manifest.version)
+    metrics.add_metric(name=names.FEEDBACK, unit=MetricUnit.Count, value=1)
+    return Response(
+        status_code=202,
+        content_type="application/json",
+        body=f'{{"status": "accepted", "inference_id": "{request.inference_id}"}}',
+    )

@@ -1,0 +1,81 @@
+"""Per-request monitoring for the API function: service and input-health metrics, data capture.
+
+Metric names and values come from the core (onnxlambda.monitoring.metrics); this module only
+hands them to Powertools Metrics, which shares its metric set across instances, so app.py's
+`log_metrics` flushes them in the same EMF line. MONITORING_ENABLED=false turns both this and the
+capture off (the benchmark's baseline, and a kill switch).
+"""
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from onnxlambda.errors import ServingError
+from onnxlambda.monitoring import metrics as names
+from onnxlambda.monitoring.capture import Capturer, CaptureSettings
+from onnxlambda.service import PredictOutcome, Service
+
+metrics = Metrics()
+_UNITS = {"Count": MetricUnit.Count, "Milliseconds": MetricUnit.Milliseconds, "None": MetricUnit.NoUnit}
+
+
+class Observer:
+    def __init__(self, enabled: bool, capture: CaptureSettings) -> None:
+        self.enabled = enabled
+        self.capture_settings = capture
+        self._capturer: Capturer | None = None
+
+    def record(self, values: names.MetricValues) -> None:
+        for name, (unit, value) in values.items():
+            metrics.add_metric(name=name, unit=_UNITS[unit], value=value)
+
+    def invoked(self, service: Service | None) -> None:
+        """Once per invocation: the request count, and the model identity as EMF metadata."""
+        if not self.enabled:
+            return
+        metrics.add_metric(name=names.REQUESTS, unit=MetricUnit.Count, value=1)
+        if service is not None:
+            metrics.add_metadata(key="model_version", value=service.manifest.version)
+            metrics.add_metadata(key="model_sha256", value=service.manifest.sha256)
+
+    def predicted(
+        self,
+        service: Service,
+        request_id: str,
+        instances: Sequence[Mapping[str, Any]],
+        outcome: PredictOutcome,
+    ) -> None:
+        if not self.enabled:
+            return
+        predictions = outcome.body["predictions"]
+        self.record(
+            names.prediction_metrics(
+                service.manifest,
+                rows=outcome.rows,
+                inference_ms=outcome.inference_ms,
+                missing=outcome.health.missing,
+                predictions=predictions,
+            )
+        )
+        if self.capture_settings.sample_rate > 0:
+            if self._capturer is None:
+                self._capturer = Capturer(service.manifest, self.capture_settings)
+            captured = self._capturer.capture(request_id, instances, predictions)
+            if captured:  # a Sum needs no zeros, and each metric costs Powertools work
+                metrics.add_metric(name=names.CAPTURED_ROWS, unit=MetricUnit.Count, value=captured)
+
+    def refused(self, err: ServingError) -> None:
+        if self.enabled:
+            self.record(names.rejection_metrics(err))
+
+    def internal_error(self) -> None:
+        metrics.add_metric(name=names.INTERNAL_ERRORS, unit=MetricUnit.Count, value=1)
+
+
+observer = Observer(
+    enabled=os.environ.get("MONITORING_ENABLED", "true").lower() != "false",
+    capture=CaptureSettings.from_env(),
+)

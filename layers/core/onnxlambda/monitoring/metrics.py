@@ -1,0 +1,179 @@
+"""Metric names and per-request metric values, in one place for the handlers, template and README.
+
+Every metric goes to namespace OnnxLambda with the single dimension `service`: alarms and
+dashboards in template.yaml then name each metric exactly, across model releases (a model
+version as a dimension would need the template to know it). The model version, sha256 and
+function version travel as EMF metadata instead (queryable with Logs Insights), and every log
+line carries them too.
+
+Cost is one custom metric per name: names with a feature or code in them are bounded by the
+manifest (nullable features only) and by the fixed sets of error codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, Literal
+
+from onnxlambda.errors import ServingError
+from onnxlambda.manifest import ClassificationOutput, Manifest
+
+Unit = Literal["Count", "Milliseconds", "None"]
+MetricValues = dict[str, tuple[Unit, float]]
+
+NAMESPACE: Final = "OnnxLambda"
+# Service health (API function, per invocation)
+REQUESTS: Final = "Requests"
+PREDICTIONS: Final = "Predictions"  # rows scored
+INFERENCE_TIME: Final = "InferenceTime"
+HANDLER_TIME: Final = "HandlerTime"
+INTERNAL_ERRORS: Final = "InternalErrors"
+REJECTED_PREFIX: Final = "Rejected_"  # + request-level error code (400/413/422/503)
+# Input health (API function, per invocation)
+INVALID_VALUES_PREFIX: Final = "InvalidValues_"  # + value-level reason (out_of_range, ...)
+MISSING_VALUES: Final = "MissingValues"  # nulls over all features
+MISSING_PREFIX: Final = "Missing_"  # + nullable feature name
+MEAN_SCORE: Final = "MeanScore"  # top-class probability, or the predicted value
+CAPTURED_ROWS: Final = "CapturedRows"
+FEEDBACK: Final = "Feedback"
+# Drift and business impact (monitor function, per window)
+MONITOR_SAMPLES: Final = "MonitorSamples"
+DRIFTED_FEATURES: Final = "DriftedFeatures"
+OUTPUT_DRIFT: Final = "OutputDrift"
+PSI_PREFIX: Final = "PSI_"  # + feature name, or "output"
+JS_PREFIX: Final = "JSDistance_"
+LINF_PREFIX: Final = "LInf_"  # categoricals and class shares
+CLASS_SHARE_PREFIX: Final = "ClassShare_"
+LIVE_SAMPLES: Final = "LiveSamples"  # feedback joined with a captured prediction
+LIVE_METRIC_PREFIX: Final = "Live_"  # + the manifest's primary metric name
+PERFORMANCE_RATIO: Final = "PerformanceRatio"  # live / evaluation; < 1 is worse, either direction
+
+REQUEST_CODES: Final = (
+    "malformed_request",
+    "validation_failed",
+    "body_too_large",
+    "too_many_rows",
+    "model_not_ready",
+    "invalid_feedback",
+)
+INPUT_CODES: Final = ("malformed_request", "validation_failed")
+VALUE_CODES: Final = (
+    "missing",
+    "missing_field",
+    "missing_feature",
+    "unknown_feature",
+    "null_not_allowed",
+    "wrong_type",
+    "not_finite",
+    "out_of_range",
+    "unknown_category",
+    "empty",
+)
+
+
+def nullable_features(manifest: Manifest) -> list[str]:
+    return [f.name for f in manifest.features if f.nullable]
+
+
+def prediction_metrics(
+    manifest: Manifest,
+    *,
+    rows: int,
+    inference_ms: float,
+    missing: Mapping[str, int],
+    predictions: Sequence[Mapping[str, Any]],
+) -> MetricValues:
+    """A successful /predict: volume, latency, missing values and the mean score.
+
+    Missing-value counts are sent only when non-zero (Sum over a period is the same; the alarm
+    fills gaps with 0) because every metric costs ~15 us of Powertools work per request."""
+    values: MetricValues = {
+        PREDICTIONS: ("Count", float(rows)),
+        INFERENCE_TIME: ("Milliseconds", inference_ms),
+    }
+    total = sum(missing.values())
+    if total:
+        values[MISSING_VALUES] = ("Count", float(total))
+        for name in nullable_features(manifest):
+            if missing.get(name):
+                values[MISSING_PREFIX + name] = ("Count", float(missing[name]))
+    score = mean_score(manifest, predictions)
+    if score is not None:
+        values[MEAN_SCORE] = ("None", score)
+    return values
+
+
+def mean_score(manifest: Manifest, predictions: Sequence[Mapping[str, Any]]) -> float | None:
+    """Classification: mean top-class probability; regression: mean predicted value."""
+    if not predictions:
+        return None
+    out = manifest.output
+    if isinstance(out, ClassificationOutput):
+        probs = [p["probabilities"] for p in predictions if "probabilities" in p]
+        return sum(max(p.values()) for p in probs) / len(probs) if probs else None
+    return sum(float(p[out.name]) for p in predictions) / len(predictions)
+
+
+def rejection_metrics(err: ServingError) -> MetricValues:
+    """A refused request: one count for its code, and counts of the value-level reasons."""
+    values: MetricValues = {REJECTED_PREFIX + err.code: ("Count", 1.0)}
+    if err.code not in INPUT_CODES:
+        return values  # e.g. invalid_feedback: not about the model's input
+    for code, count in _count(d.code for d in err.details).items():
+        # Unknown reasons are folded together so a new code cannot create metrics unnoticed.
+        name = INVALID_VALUES_PREFIX + (code if code in VALUE_CODES else "other")
+        values[name] = ("Count", values.get(name, ("Count", 0.0))[1] + count)
+    return values
+
+
+def _count(codes: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for c in codes:
+        counts[c] = counts.get(c, 0) + 1
+    return counts
+
+
+def api_metric_names(manifest: Manifest) -> list[str]:
+    """Every metric name the API function can emit for this model (for the cost estimate)."""
+    return [
+        REQUESTS,
+        PREDICTIONS,
+        INFERENCE_TIME,
+        HANDLER_TIME,
+        INTERNAL_ERRORS,
+        "ColdStart",
+        MISSING_VALUES,
+        MEAN_SCORE,
+        CAPTURED_ROWS,
+        FEEDBACK,
+        *(REJECTED_PREFIX + c for c in REQUEST_CODES),
+        *(INVALID_VALUES_PREFIX + c for c in (*VALUE_CODES, "other")),
+        *(MISSING_PREFIX + n for n in nullable_features(manifest)),
+    ]
+
+
+def monitor_metric_names(manifest: Manifest) -> list[str]:
+    """Every metric name the monitor emits for this model."""
+    names = [MONITOR_SAMPLES, DRIFTED_FEATURES, OUTPUT_DRIFT, LIVE_SAMPLES, PERFORMANCE_RATIO]
+    names.append(LIVE_METRIC_PREFIX + manifest.primary_metric)
+    for f in [*manifest.features]:
+        names += [PSI_PREFIX + f.name, JS_PREFIX + f.name]
+        if f.is_categorical:
+            names.append(LINF_PREFIX + f.name)
+    names += [PSI_PREFIX + "output", JS_PREFIX + "output"]
+    if isinstance(manifest.output, ClassificationOutput):
+        names.append(LINF_PREFIX + "output")
+        names += [CLASS_SHARE_PREFIX + label for label in manifest.output.labels]
+    return names
+
+
+__all__ = [
+    "NAMESPACE",
+    "MetricValues",
+    "api_metric_names",
+    "mean_score",
+    "monitor_metric_names",
+    "nullable_features",
+    "prediction_metrics",
+    "rejection_metrics",
+]

@@ -99,6 +99,8 @@ def text_lines(chunks: Iterable[bytes]) -> Iterator[str]:
     offset = 0
     pending = ""
     for data in _sniffed(chunks):
+        if b"\x00" in data:  # before decoding: binary data is "corrupt", not "wrong encoding"
+            raise FileError("corrupt", "the file contains NUL bytes: binary data, not text")
         try:
             text = decoder.decode(data)
         except UnicodeDecodeError as exc:
@@ -108,8 +110,6 @@ def text_lines(chunks: Iterable[bytes]) -> Iterator[str]:
                 f"not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {at} cannot be decoded",
             ) from exc
         offset += len(data)
-        if "\x00" in text:
-            raise FileError("corrupt", "the file contains NUL bytes: binary data, not text")
         if not text:
             continue
         pending += text

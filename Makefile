@@ -16,7 +16,7 @@ PORT ?= 3000
 # sam's python builds look for python3.13 on PATH; the dev venv provides it.
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(MODEL)
 
-.PHONY: help setup build serve test unit integration lint typecheck validate model clean
+.PHONY: help setup build serve test unit integration lint typecheck validate model clean bench-batch
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ test: lint typecheck validate build  ## everything CI runs: lint, types, templat
 model: setup  ## retrain the example models (byte-identical artifacts)
 	$(PY) models/penguins/train.py
 	$(PY) models/diabetes/train.py
+
+bench-batch: build  ## batch scoring benchmark: rows/s end to end vs bare onnxruntime and the floor; peak memory 1x/10x/100x
+	PYTHONPATH=layers/core:. $(PY) -m bench.batch_throughput $(BENCH_ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

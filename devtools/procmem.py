@@ -29,7 +29,7 @@ def children(pid: int) -> list[int]:
 
 def runtime_pid(fn: EmulatedFunction) -> int:
     """The awslambdaric process the emulator started (it exists after the first invoke)."""
-    proc = fn._proc  # noqa: SLF001 - the emulator's process, only to find its child
+    proc = fn._proc  # the emulator process, only to find its child
     if proc is None:
         raise RuntimeError("the emulator is not running")
     for pid in children(proc.pid):

@@ -261,6 +261,21 @@ def test_running_out_of_time_fails_with_a_clear_report(s3: Any, penguins: Servic
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=BUCKET)
 
 
+def test_an_object_over_the_size_limit_is_refused_up_front(s3: Any, penguins: Service) -> None:
+    # GIVEN a size limit below the file's size
+    data = csv_bytes(sample_rows(penguins.manifest, 50), penguins.manifest.feature_names)
+    config = BatchConfig(max_bytes=len(data) - 1)
+    # WHEN scored THEN it fails at once with a clear reason and reads no row
+    summary = run(s3, penguins, "incoming/huge.csv", data, config=config)
+    assert summary["error"]["code"] == "too_large"
+    assert summary["rows"]["read"] == 0
+    # AND a file at the limit is scored
+    assert (
+        run(s3, penguins, "incoming/ok.csv", data, config=BatchConfig(max_bytes=len(data)))["status"]
+        == "succeeded"
+    )
+
+
 def test_a_missing_object_raises_so_lambda_retries(s3: Any, penguins: Service) -> None:
     # GIVEN an event for an object that cannot be read (here: it does not exist)
     # THEN the error propagates (retry, then the on-failure queue) and nothing is written

@@ -126,7 +126,8 @@ def test_csv_cells_convert_by_manifest_dtype(manifest: Manifest) -> None:
     assert cols["sex"] == [None, "male"]
     # AND the id column is carried for the output, quoted newline intact
     assert chunk.carry == [{"id": "id\nwith newline"}, {"id": "x"}]
-    assert chunk.lines == [3, 4]
+    # AND a record spanning two lines makes line numbers unknown (None); row numbers stay exact
+    assert chunk.lines is None
 
 
 def test_csv_rows_with_the_wrong_field_count_are_rejected_not_fatal(manifest: Manifest) -> None:
@@ -137,6 +138,18 @@ def test_csv_rows_with_the_wrong_field_count_are_rejected_not_fatal(manifest: Ma
     # THEN the short row is rejected with its row and line number; blank lines are not rows
     rejected = [r for c in chunks for r in c.rejected]
     assert [(r.row, r.line, r.errors[0].code) for r in rejected] == [(3, 4, "wrong_field_count")]
+    assert [n for c in chunks for n in c.numbers] == [1, 2, 4, 5]
+
+
+def test_csv_rows_the_csv_module_cannot_parse_are_rejected_and_reading_resumes(manifest: Manifest) -> None:
+    # GIVEN a row with broken quoting between good rows
+    names = manifest.feature_names
+    good = csv_bytes(sample_rows(manifest, 2), names).split(b"\n", 1)[1]
+    data = (",".join(names) + "\n").encode() + good + b'Biscoe,"39"1,18,181,3750,male\n' + good
+    chunks = csv_chunks(manifest, data)
+    rejected = [r for c in chunks for r in c.rejected]
+    # THEN that row is rejected as malformed, numbered, and the rows after it are read
+    assert [(r.row, r.errors[0].code) for r in rejected] == [(3, "malformed_csv")]
     assert [n for c in chunks for n in c.numbers] == [1, 2, 4, 5]
 
 

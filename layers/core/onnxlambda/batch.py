@@ -69,6 +69,9 @@ class BatchConfig:
     # Stop this long before the Lambda timeout: enough to abort uploads and write the report.
     time_margin_ms: int = 20_000
     id_column: str | None = "id"
+    # Refuse larger objects up front (0: no limit): set it from the measured throughput so a
+    # file that cannot finish in one invocation fails in a second, not after 15 minutes.
+    max_bytes: int = 0
 
     def __post_init__(self) -> None:
         if not self.input_prefix or not self.output_prefix:
@@ -97,6 +100,7 @@ class BatchConfig:
             part_bytes=int(env.get("BATCH_PART_BYTES") or d.part_bytes),
             time_margin_ms=int(env.get("BATCH_TIME_MARGIN_MS") or d.time_margin_ms),
             id_column=env.get("BATCH_ID_COLUMN", "id") or None,
+            max_bytes=int(env.get("BATCH_MAX_BYTES") or 0),
         )
 
 
@@ -276,6 +280,15 @@ def _empty_prediction(manifest: Manifest) -> Prediction:
     return Prediction(labels=None, probabilities=None, values=np.zeros(0))
 
 
+def _model_ref(manifest: Manifest) -> dict[str, str]:
+    return {
+        "name": manifest.name,
+        "version": manifest.version,
+        "sha256": manifest.sha256,
+        "function_version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local"),
+    }
+
+
 def _etag(raw: str | None) -> str:
     return (raw or "").strip('"')
 
@@ -295,12 +308,7 @@ def score_object(
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = runtime.manifest
-    model = {
-        "name": manifest.name,
-        "version": manifest.version,
-        "sha256": manifest.sha256,
-        "function_version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local"),
-    }
+    model = _model_ref(manifest)
     reason = refusal(config, bucket, key)
     if reason is not None:
         log.warning("object refused: %s", reason)
@@ -323,14 +331,21 @@ def score_object(
     obj = s3.get_object(**request)  # a missing object or a denied read raises: Lambda retries
     etag = _etag(obj.get("ETag"))
     keys = output_keys(config, key, etag, manifest, fmt)
+    size = int(obj.get("ContentLength") or 0)
     source = {
         "bucket": bucket,
         "key": key,
         "version_id": obj.get("VersionId") or version_id,
         "etag": etag,
-        "bytes": int(obj.get("ContentLength") or 0),
+        "bytes": size,
         "format": fmt,
     }
+    if failure is None and config.max_bytes and size > config.max_bytes:
+        failure = FileError(
+            "too_large",
+            f"the object is {size} bytes; one invocation scores at most {config.max_bytes} "
+            "(BATCH_MAX_BYTES): split it and upload the parts",
+        )
     scorer = _Scorer(runtime, validator, fmt or "csv", config.id_column)
     scored = MultipartWriter(s3, bucket, keys.scored, CONTENT_TYPES[fmt or "csv"], config.part_bytes)
     errors = MultipartWriter(s3, bucket, keys.errors, "application/x-ndjson", config.part_bytes)
@@ -345,12 +360,8 @@ def score_object(
         raise
     finally:
         obj["Body"].close()
-    if failure is None:
-        scored.close()
-        errors.close()
-    else:
-        scored.abort()
-        errors.abort()
+    for writer in (scored, errors):  # complete the uploads, or discard every part
+        writer.close() if failure is None else writer.abort()
 
     ok = failure is None
     summary: dict[str, Any] = {

@@ -18,7 +18,8 @@ import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from itertools import islice
+from typing import Any, Literal, Protocol, cast
 
 from onnxlambda.errors import FieldError
 from onnxlambda.manifest import Manifest
@@ -211,6 +212,24 @@ def _looks_like_data(header: list[str], manifest: Manifest) -> bool:
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class _CsvFailure:
+    message: str
+    line: int
+
+
+def _guarded(reader: Any) -> Iterator[list[str] | _CsvFailure]:
+    """The reader's records, with a marker in place of a record the csv module cannot parse
+    (bad quoting, a field over the size limit), after which reading resumes."""
+    while True:
+        try:
+            yield from reader
+        except csv.Error as exc:
+            yield _CsvFailure(str(exc), reader.line_num)
+        else:
+            return
+
+
 class CsvReader:
     """CSV with a header row; columns matched by name, any order."""
 
@@ -267,42 +286,70 @@ class CsvReader:
         features = self._manifest.features
         feature_idx = [header.index(f.name) for f in features]
         carry_idx = [header.index(c) for c in self.carry_columns]
-        numbers: list[int] = []
-        lines_of: list[int] = []
-        records: list[list[str]] = []
-        rejected: list[RejectedRow] = []
+        records_in = _guarded(reader)
         row = 0
         while True:
-            # The loop body runs per row, so the try is outside it: a csv.Error (bad quoting, a
-            # field over the size limit) rejects that row and the loop resumes after it.
-            try:
-                for record in reader:
-                    if not record:
-                        continue  # blank line: not a row
-                    row += 1
-                    if len(record) == width:
-                        numbers.append(row)
-                        lines_of.append(reader.line_num)
-                        records.append(record)
-                    else:
-                        message = f"{len(record)} fields, the header has {width}"
-                        error = FieldError(row, "(row)", "wrong_field_count", message)
-                        rejected.append(RejectedRow(row, [error], record, reader.line_num))
-                    if len(records) + len(rejected) >= self._chunk_rows:
-                        yield self._chunk(numbers, lines_of, records, rejected, feature_idx, carry_idx)
-                        numbers, lines_of, records, rejected = [], [], [], []
-                break
-            except csv.Error as exc:
+            first_line = reader.line_num
+            batch = list(islice(records_in, self._chunk_rows))  # the per-row loop runs in C
+            if not batch:
+                return
+            # Line numbers are known exactly when every record took one line (no quoted newlines).
+            one_line_each = reader.line_num - first_line == len(batch)
+            records = cast(list[list[str]], batch)
+            if set(map(type, batch)) == {list} and set(map(len, records)) == {width}:
+                # The common case: no blank line, no bad row in this batch.
+                numbers = list(range(row + 1, row + 1 + len(batch)))
+                lines_of = list(range(first_line + 1, reader.line_num + 1)) if one_line_each else None
+                row += len(batch)
+                yield self._chunk(numbers, lines_of, records, [], feature_idx, carry_idx)
+                continue
+            row, chunk = self._irregular(batch, row, first_line, one_line_each, feature_idx, carry_idx)
+            if chunk is not None:
+                yield chunk
+
+    def _irregular(  # noqa: PLR0917 - the state of one batch
+        self,
+        batch: list[list[str] | _CsvFailure],
+        row: int,
+        first_line: int,
+        one_line_each: bool,
+        feature_idx: list[int],
+        carry_idx: list[int],
+    ) -> tuple[int, Chunk | None]:
+        """A batch with blank lines or bad rows: sort it row by row; return the last row number."""
+        width = len(self.header)
+        numbers: list[int] = []
+        lines: list[int] = []
+        records: list[list[str]] = []
+        rejected: list[RejectedRow] = []
+        line = first_line
+        for item in batch:
+            line += 1
+            if isinstance(item, _CsvFailure):
                 row += 1
-                error = FieldError(row, "(row)", "malformed_csv", str(exc))
-                rejected.append(RejectedRow(row, [error], None, reader.line_num))
-        if records or rejected:
-            yield self._chunk(numbers, lines_of, records, rejected, feature_idx, carry_idx)
+                error = FieldError(row, "(row)", "malformed_csv", item.message)
+                rejected.append(RejectedRow(row, [error], None, item.line))
+            elif not item:
+                continue  # blank line: not a row
+            elif len(item) == width:
+                row += 1
+                numbers.append(row)
+                lines.append(line)
+                records.append(item)
+            else:
+                row += 1
+                message = f"{len(item)} fields, the header has {width}"
+                error = FieldError(row, "(row)", "wrong_field_count", message)
+                rejected.append(RejectedRow(row, [error], item, line if one_line_each else None))
+        if not records and not rejected:
+            return row, None
+        lines_of = lines if one_line_each else None
+        return row, self._chunk(numbers, lines_of, records, rejected, feature_idx, carry_idx)
 
     def _chunk(  # noqa: PLR0917 - the parallel lists of one chunk
         self,
         numbers: list[int],
-        lines_of: list[int],
+        lines_of: list[int] | None,
         records: list[list[str]],
         rejected: list[RejectedRow],
         feature_idx: list[int],

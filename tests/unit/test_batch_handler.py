@@ -87,6 +87,7 @@ def test_an_event_for_the_output_prefix_is_refused(s3: Any, lambda_context: Fake
     assert keys(s3, "") == []
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics")  # nothing to count for a failed event
 def test_a_missing_object_raises_for_retry_and_the_on_failure_queue(
     s3: Any, lambda_context: FakeLambdaContext
 ) -> None:

@@ -236,7 +236,8 @@ class CsvReader:
     def __init__(self, manifest: Manifest, *, chunk_rows: int, id_column: str | None) -> None:
         self._manifest = manifest
         self._chunk_rows = chunk_rows
-        self._id_column = id_column
+        # A feature that happens to be called like the id column stays a feature.
+        self._id_column = id_column if id_column not in manifest.feature_names else None
         self.header: list[str] = []
         self.carry_columns: list[str] = []
 
@@ -387,7 +388,8 @@ class JsonLinesReader:
     def __init__(self, manifest: Manifest, *, chunk_rows: int, id_column: str | None) -> None:
         self._manifest = manifest
         self._chunk_rows = chunk_rows
-        self._id_column = id_column
+        # A feature that happens to be called like the id column stays a feature.
+        self._id_column = id_column if id_column not in manifest.feature_names else None
         self._features = frozenset(manifest.feature_names)
         self._ignore_extra = manifest.extra_fields == "ignore"
 

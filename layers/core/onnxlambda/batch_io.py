@@ -218,16 +218,19 @@ class _CsvFailure:
     line: int
 
 
-def _guarded(reader: Any) -> Iterator[list[str] | _CsvFailure]:
-    """The reader's records, with a marker in place of a record the csv module cannot parse
-    (bad quoting, a field over the size limit), after which reading resumes."""
-    while True:
+def _next_batch(reader: Any, size: int) -> list[list[str] | _CsvFailure]:
+    """Up to `size` records, read in C (list.extend over islice). A record the csv module cannot
+    parse (bad quoting, a field over the size limit) becomes a marker and reading resumes:
+    list.extend keeps what it appended before the error."""
+    batch: list[list[str] | _CsvFailure] = []
+    while len(batch) < size:
         try:
-            yield from reader
+            batch.extend(islice(reader, size - len(batch)))
         except csv.Error as exc:
-            yield _CsvFailure(str(exc), reader.line_num)
+            batch.append(_CsvFailure(str(exc), reader.line_num))
         else:
-            return
+            break
+    return batch
 
 
 class CsvReader:
@@ -287,11 +290,10 @@ class CsvReader:
         features = self._manifest.features
         feature_idx = [header.index(f.name) for f in features]
         carry_idx = [header.index(c) for c in self.carry_columns]
-        records_in = _guarded(reader)
         row = 0
         while True:
             first_line = reader.line_num
-            batch = list(islice(records_in, self._chunk_rows))  # the per-row loop runs in C
+            batch = _next_batch(reader, self._chunk_rows)
             if not batch:
                 return
             # Line numbers are known exactly when every record took one line (no quoted newlines).

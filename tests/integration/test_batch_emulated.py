@@ -115,6 +115,26 @@ def listing(s3: Any, prefix: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
 
 
+@pytest.mark.parametrize("name", ["s3_put_csv", "s3_put_jsonl"])
+def test_the_event_files_score_their_objects(
+    s3: Any, batch: EmulatedFunction, manifest: Manifest, name: str
+) -> None:
+    # GIVEN the object an events/ payload (as `sam local generate-event s3 put` wrote it) names
+    event = load_event(name)
+    key = event["Records"][0]["s3"]["object"]["key"]
+    rows = sample_rows(manifest, 100, seed=20)
+    data = csv_bytes(rows, manifest.feature_names) if key.endswith(".csv") else jsonl_bytes(rows)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+    # WHEN the payload is sent to the built function as is
+    result = invoke(batch, event)
+    # THEN all rows are scored and the three output objects exist
+    assert result["status"] == "succeeded"
+    assert result["rows"] == {"read": 100, "scored": 100, "rejected": 0}
+    summary = summary_of(s3, result)
+    assert len(listing(s3, summary["output"]["prefix"])) == 3
+    assert get(s3, summary["output"]["scored"]).count(b"\n") == 100 + (key.endswith(".csv"))
+
+
 def test_happy_csv_with_reordered_columns_and_ids(
     s3: Any, batch: EmulatedFunction, manifest: Manifest
 ) -> None:

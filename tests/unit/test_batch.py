@@ -307,3 +307,41 @@ def test_the_partial_validator_keeps_the_api_all_or_nothing(penguins: Service) -
     assert all(t.shape == (3, 1) for t in partial.tensors.values())
     with pytest.raises(Exception, match="validation_failed"):
         validator.validate(rows)
+
+
+def test_ids_that_need_csv_quoting_round_trip(s3: Any, penguins: Service) -> None:
+    # GIVEN ids with commas, quotes and a newline
+    ids = ["a,b", 'say "hi"', "two\nlines", "plain"]
+    rows = [{**r, "id": i} for r, i in zip(sample_rows(penguins.manifest, 4), ids, strict=True)]
+    summary = run(
+        s3, penguins, "incoming/quoted.csv", csv_bytes(rows, ["id", *penguins.manifest.feature_names])
+    )
+    # THEN the scored CSV parses back to exactly those ids
+    out = list(csv.DictReader(io.StringIO(read(s3, summary["output"]["scored"]).decode())))
+    assert [o["id"] for o in out] == ids
+
+
+def test_jsonl_keys_that_are_not_features_reject_the_row_when_the_manifest_says_so(
+    s3: Any, penguins: Service
+) -> None:
+    rows: list[dict[str, Any]] = sample_rows(penguins.manifest, 3, seed=8)
+    rows[1]["colour"] = "blue"
+    summary = run(s3, penguins, "incoming/extra.jsonl", jsonl_bytes(rows))
+    errors = [json.loads(line) for line in read(s3, summary["output"]["errors"]).splitlines()]
+    assert [(e["row"], e["errors"][0]["code"]) for e in errors] == [(2, "unknown_feature")]
+    assert summary["rows"] == {"read": 3, "scored": 2, "rejected": 1}
+
+
+def test_batch_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "BATCH_INPUT_PREFIX": "in/",
+        "BATCH_OUTPUT_PREFIX": "out/",
+        "BATCH_CHUNK_ROWS": "500",
+        "BATCH_TIME_MARGIN_MS": "1000",
+        "BATCH_ID_COLUMN": "",
+        "BATCH_MAX_BYTES": "10",
+    }.items():
+        monkeypatch.setenv(name, value)
+    cfg = BatchConfig.from_env()
+    assert (cfg.input_prefix, cfg.output_prefix, cfg.chunk_rows) == ("in/", "out/", 500)
+    assert (cfg.time_margin_ms, cfg.id_column, cfg.max_bytes) == (1000, None, 10)

@@ -30,7 +30,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -168,7 +168,7 @@ class _Scorer:
                 partial = self.validator.validate_partial(chunk.objects)
             for i, errs in partial.errors.items():
                 row = chunk.numbers[i]
-                fixed = [type(e)(row, e.field, e.code, e.message) for e in errs]
+                fixed = [replace(e, row=row) for e in errs]  # chunk index -> row number in the file
                 line = chunk.lines[i] if chunk.lines else None
                 rejected.append(RejectedRow(row, fixed, chunk.raw(i), line))
             if partial.rows:

@@ -131,7 +131,7 @@ class BinnedCounts:
         """Count a chunk of values (numeric: None or NaN is missing; categorical: None or "")."""
         b = self.baseline
         if isinstance(b, NumericBaseline):
-            if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+            if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
                 x = values.astype(np.float64, copy=False).reshape(-1)
             else:
                 x = np.array([np.nan if v is None else v for v in values], dtype=np.float64).reshape(-1)

@@ -8,7 +8,7 @@ The slow, row-by-row path runs only to *describe* errors once a column is known 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,20 @@ class ColumnHealth:
 
     rows: int
     missing: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class PartialBatch:
+    """A chunk validated row by row: tensors for the rows that passed, the problems of the rest."""
+
+    good: npt.NDArray[np.intp]  # chunk indices of the rows that passed, ascending
+    tensors: Columns  # model-ready, only the good rows, in `good` order
+    errors: dict[int, list[FieldError]]  # chunk index -> every problem of that row
+    health: ColumnHealth  # nulls per feature over the whole chunk
+
+    @property
+    def rows(self) -> int:
+        return int(self.good.size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +89,51 @@ class Validator:
         return self._max_rows
 
     def validate(self, rows: object) -> ValidatedBatch:
+        """All or nothing (the API): tensors for every row, or one 4xx listing every problem."""
         rows = self._check_envelope(rows)
         errors: list[FieldError] = []
         absent = self._check_keys(rows, errors)
+        columns = {f.name: [row.get(f.name) for row in rows] for f in self._features}
+        tensors, missing = self._check_columns(columns, len(rows), errors, absent)
+        if errors:
+            errors.sort(key=lambda e: e.row if e.row is not None else -1)
+            raise invalid(errors, self._max_details)
+        return ValidatedBatch(tensors, len(rows), ColumnHealth(len(rows), missing))
+
+    def validate_partial(self, rows: Sequence[dict[str, Any]]) -> PartialBatch:
+        """Row by row (batch files): tensors for the rows that pass, every problem of the others.
+
+        Rows must already be objects and the chunk bounded by the caller; there is no row limit.
+        """
+        rows = list(rows)
+        errors: list[FieldError] = []
+        absent = self._check_keys(rows, errors)
+        columns = {f.name: [row.get(f.name) for row in rows] for f in self._features}
+        tensors, missing = self._check_columns(columns, len(rows), errors, absent)
+        return _split(tensors, len(rows), errors, missing)
+
+    def validate_columns(self, columns: Mapping[str, list[Any]], n: int) -> PartialBatch:
+        """Like `validate_partial` for data that is already columnar, every feature present
+        (CSV chunks: the header was checked once for the whole file)."""
+        errors: list[FieldError] = []
+        tensors, missing = self._check_columns(columns, n, errors, {})
+        return _split(tensors, n, errors, missing)
+
+    def _check_columns(
+        self,
+        columns: Mapping[str, list[Any]],
+        n: int,
+        errors: list[FieldError],
+        absent: dict[str, set[int]],
+    ) -> tuple[Columns, dict[str, int]]:
         tensors: Columns = {}
         missing: dict[str, int] = {}
         for feature in self._features:
-            # A row with a missing key was reported above; read it as null so the other
-            # columns are still checked and the caller sees every problem at once.
-            values = [row.get(feature.name) for row in rows]
+            # A row with a missing key was reported already and reads as null here, so the
+            # other columns are still checked and the caller sees every problem at once.
+            values = columns[feature.name]
+            if len(values) != n:
+                raise ValueError(f"column {feature.name!r} has {len(values)} values, expected {n}")
             column_errors: list[FieldError] = []
             if feature.is_categorical:
                 tensor, nulls = self._string_column(feature, values, column_errors)
@@ -93,10 +143,7 @@ class Validator:
             errors.extend(e for e in column_errors if not skip or e.row not in skip)
             tensors[feature.tensor_name] = tensor
             missing[feature.name] = nulls
-        if errors:
-            errors.sort(key=lambda e: e.row if e.row is not None else -1)
-            raise invalid(errors, self._max_details)
-        return ValidatedBatch(tensors, len(rows), ColumnHealth(len(rows), missing))
+        return tensors, missing
 
     # -- envelope and keys ------------------------------------------------------------------
 
@@ -286,6 +333,21 @@ class Validator:
         return np.array(values, dtype=object).reshape(n, 1), nulls
 
 
+def _split(tensors: Columns, n: int, errors: list[FieldError], missing: dict[str, int]) -> PartialBatch:
+    by_row: dict[int, list[FieldError]] = {}
+    for e in errors:
+        by_row.setdefault(e.row if e.row is not None else -1, []).append(e)
+    if -1 in by_row:  # only the envelope has row-less errors, and batch chunks have no envelope
+        raise ValueError("row-less validation error in a partial batch")
+    if not by_row:
+        return PartialBatch(np.arange(n, dtype=np.intp), tensors, {}, ColumnHealth(n, missing))
+    bad = np.zeros(n, dtype=bool)
+    bad[list(by_row)] = True
+    good = np.flatnonzero(~bad)
+    kept = {name: t[good] for name, t in tensors.items()}
+    return PartialBatch(good, kept, dict(sorted(by_row.items())), ColumnHealth(n, missing))
+
+
 def _fits_float(value: int) -> bool:
     try:
         float(value)
@@ -318,4 +380,12 @@ def parse_instances(body: object) -> Sequence[object]:
     return instances
 
 
-__all__ = ["ColumnHealth", "Columns", "ServingError", "ValidatedBatch", "Validator", "parse_instances"]
+__all__ = [
+    "ColumnHealth",
+    "Columns",
+    "PartialBatch",
+    "ServingError",
+    "ValidatedBatch",
+    "Validator",
+    "parse_instances",
+]

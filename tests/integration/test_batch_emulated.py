@@ -1,0 +1,275 @@
+"""The built BatchFunction under the real Lambda runtime (RIE + awslambdaric), talking to moto's
+S3 in server mode on loopback: upload, S3 put event, scored output, errors file, summary."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from devtools.batchdata import csv_bytes, csv_stream, jsonl_bytes, sample_rows
+from devtools.procmem import peak_rss_mb, reset_peak, runtime_pid
+from devtools.rie import BuiltFunction, EmulatedFunction, free_port
+from onnxlambda.manifest import Manifest, load_manifest
+from tests.conftest import load_event
+
+EVENT = load_event("s3_put_csv")
+BUCKET = EVENT["Records"][0]["s3"]["bucket"]["name"]
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(moto_endpoint: str) -> Any:
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_bucket(Bucket=BUCKET)
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return client
+
+
+def emulator_env(moto_endpoint: str, **extra: str) -> dict[str, str]:
+    return {
+        **CREDENTIALS,
+        "AWS_ENDPOINT_URL_S3": moto_endpoint,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "BATCH_PART_BYTES": str(5 * 1024 * 1024),
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def batch_function(build_dir: Path) -> BuiltFunction:
+    return BuiltFunction.from_build("BatchFunction", build_dir)
+
+
+@pytest.fixture(scope="module")
+def batch(batch_function: BuiltFunction, moto_endpoint: str, s3: Any) -> Iterator[EmulatedFunction]:
+    with EmulatedFunction(batch_function, extra_env=emulator_env(moto_endpoint)) as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="module")
+def manifest(batch_function: BuiltFunction) -> Manifest:
+    model_dir = next(d / "model" for d in batch_function.layer_dirs if (d / "model").is_dir())
+    return load_manifest(model_dir)
+
+
+def put_event(s3: Any, key: str, data: bytes) -> dict[str, Any]:
+    """Upload an object and build the S3 put event for it from events/s3_put_csv.json."""
+    answer = s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+    event = copy.deepcopy(EVENT)
+    obj = event["Records"][0]["s3"]["object"]
+    obj.update(key=quote_plus(key, safe="/"), size=len(data), eTag=answer["ETag"].strip('"'))
+    obj["versionId"] = answer.get("VersionId")
+    return event
+
+
+def invoke(batch: EmulatedFunction, event: dict[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = batch.invoke(event, timeout=300)
+    assert "errorMessage" not in answer, answer
+    [result] = answer["results"]
+    return dict(result)
+
+
+def get(s3: Any, key: str) -> bytes:
+    return bytes(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def summary_of(s3: Any, result: dict[str, Any]) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads(get(s3, result["summary"]))
+    return summary
+
+
+def listing(s3: Any, prefix: str) -> list[str]:
+    return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", []))
+
+
+@pytest.mark.parametrize("name", ["s3_put_csv", "s3_put_jsonl"])
+def test_the_event_files_score_their_objects(
+    s3: Any, batch: EmulatedFunction, manifest: Manifest, name: str
+) -> None:
+    # GIVEN the object an events/ payload (as `sam local generate-event s3 put` wrote it) names
+    event = load_event(name)
+    key = event["Records"][0]["s3"]["object"]["key"]
+    rows = sample_rows(manifest, 100, seed=20)
+    data = csv_bytes(rows, manifest.feature_names) if key.endswith(".csv") else jsonl_bytes(rows)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+    # WHEN the payload is sent to the built function as is
+    result = invoke(batch, event)
+    # THEN all rows are scored and the three output objects exist
+    assert result["status"] == "succeeded"
+    assert result["rows"] == {"read": 100, "scored": 100, "rejected": 0}
+    summary = summary_of(s3, result)
+    assert len(listing(s3, summary["output"]["prefix"])) == 3
+    assert get(s3, summary["output"]["scored"]).count(b"\n") == 100 + (key.endswith(".csv"))
+
+
+def test_happy_csv_with_reordered_columns_and_ids(
+    s3: Any, batch: EmulatedFunction, manifest: Manifest
+) -> None:
+    # GIVEN 500 rows with an id column and the feature columns in reverse order
+    rows = sample_rows(manifest, 500, seed=21)
+    data = csv_bytes(
+        [{**r, "id": f"r{i}"} for i, r in enumerate(rows)], ["id", *manifest.feature_names[::-1]]
+    )
+    # WHEN the put event reaches the built function
+    result = invoke(batch, put_event(s3, "incoming/happy/reordered.csv", data))
+    # THEN every row is scored with its row number and id, and the summary says so
+    assert result["status"] == "succeeded"
+    summary = summary_of(s3, result)
+    assert summary["rows"] == {"read": 500, "scored": 500, "rejected": 0}
+    assert summary["model"]["sha256"] == manifest.sha256
+    assert summary["input"]["version_id"]
+    scored = list(csv.DictReader(io.StringIO(get(s3, summary["output"]["scored"]).decode())))
+    assert [(int(r["row"]), r["id"]) for r in scored] == [(i + 1, f"r{i}") for i in range(500)]
+    assert {r["label"] for r in scored} <= {"Adelie", "Chinstrap", "Gentoo"}
+    assert get(s3, summary["output"]["errors"]) == b""
+    assert set(summary["drift"]["features"]) == set(manifest.feature_names)
+
+
+def test_happy_jsonl_with_bad_rows_mixed_in(s3: Any, batch: EmulatedFunction, manifest: Manifest) -> None:
+    # GIVEN 200 JSON lines where line 10 is not JSON, row 50 has an unknown island, row 120 a string mass
+    rows: list[dict[str, Any]] = sample_rows(manifest, 200, seed=22)
+    rows[49]["island"] = "Atlantis"
+    rows[119]["body_mass_g"] = "heavy"
+    lines = jsonl_bytes(rows).splitlines(keepends=True)
+    lines[9] = b'{"island": "Biscoe", \n'
+    result = invoke(batch, put_event(s3, "incoming/mixed.jsonl", b"".join(lines)))
+    # THEN the three bad rows are in the errors file with reasons, the other 197 are scored
+    summary = summary_of(s3, result)
+    assert summary["rows"] == {"read": 200, "scored": 197, "rejected": 3}
+    errors = [json.loads(x) for x in get(s3, summary["output"]["errors"]).splitlines()]
+    assert [(e["row"], [x["code"] for x in e["errors"]]) for e in errors] == [
+        (10, ["malformed_json"]),
+        (50, ["unknown_category"]),
+        (120, ["wrong_type"]),
+    ]
+    scored = [json.loads(x) for x in get(s3, summary["output"]["scored"]).splitlines()]
+    assert len(scored) == 197
+    assert {s["row"] for s in scored} | {e["row"] for e in errors} == set(range(1, 201))
+
+
+@pytest.mark.parametrize(
+    ("key", "data", "code"),
+    [
+        ("incoming/corrupt.csv", bytes(range(256)) * 40, "corrupt"),
+        ("incoming/latin1.csv", "island,sex\nZürich,male\n".encode("latin-1"), "wrong_encoding"),
+        ("incoming/empty.csv", b"", "empty"),
+    ],
+    ids=["corrupt", "wrong-encoding", "empty"],
+)
+def test_unreadable_files_get_an_error_report(
+    s3: Any, batch: EmulatedFunction, key: str, data: bytes, code: str
+) -> None:
+    result = invoke(batch, put_event(s3, key, data))
+    # THEN a failed summary with the reason, no scored/errors file, and the input untouched
+    assert result["status"] == "failed"
+    assert result["error"]["code"] == code
+    summary = summary_of(s3, result)
+    assert listing(s3, summary["output"]["prefix"]) == [result["summary"]]
+    assert get(s3, key) == data
+
+
+def test_header_only_file_scores_zero_rows(s3: Any, batch: EmulatedFunction, manifest: Manifest) -> None:
+    result = invoke(
+        batch, put_event(s3, "incoming/header-only.csv", (",".join(manifest.feature_names) + "\n").encode())
+    )
+    assert result["status"] == "succeeded"
+    assert result["rows"] == {"read": 0, "scored": 0, "rejected": 0}
+    assert get(s3, summary_of(s3, result)["output"]["scored"]).count(b"\n") == 1  # the header
+
+
+def test_retry_of_the_same_event_does_not_duplicate(
+    s3: Any, batch: EmulatedFunction, manifest: Manifest
+) -> None:
+    event = put_event(s3, "incoming/retry.csv", csv_bytes(sample_rows(manifest, 50), manifest.feature_names))
+    first = invoke(batch, event)
+    prefix = summary_of(s3, first)["output"]["prefix"]
+    before = {k: get(s3, k) for k in listing(s3, prefix)}
+    # WHEN Lambda delivers the same event again (async retry)
+    second = invoke(batch, event)
+    # THEN the same three objects, same scored and errors content
+    assert second["summary"] == first["summary"]
+    after = {k: get(s3, k) for k in listing(s3, prefix)}
+    assert len(after) == 3
+    assert after.keys() == before.keys()
+    assert {k: v for k, v in after.items() if not k.endswith("summary.json")} == {
+        k: v for k, v in before.items() if not k.endswith("summary.json")
+    }
+    assert listing(s3, "scored/retry.csv/") == sorted(after)
+
+
+def test_an_event_for_the_output_prefix_is_refused(s3: Any, batch: EmulatedFunction) -> None:
+    before = listing(s3, "scored/")
+    result = invoke(batch, load_event("s3_put_output_key"))
+    assert result["status"] == "refused"
+    assert listing(s3, "scored/") == before
+
+
+def test_running_out_of_time_reports_instead_of_dying(
+    s3: Any, batch_function: BuiltFunction, moto_endpoint: str, manifest: Manifest
+) -> None:
+    # GIVEN an environment whose safety margin exceeds the whole timeout (the budget is spent)
+    env = emulator_env(moto_endpoint, BATCH_TIME_MARGIN_MS=str(10**9))
+    data = csv_bytes(sample_rows(manifest, 30), manifest.feature_names)
+    with EmulatedFunction(batch_function, extra_env=env) as slow:
+        result = invoke(slow, put_event(s3, "incoming/late.csv", data))
+    # THEN a clear failed report, and no scored file
+    assert result["status"] == "failed"
+    assert result["error"]["code"] == "time_budget_exceeded"
+    assert listing(s3, summary_of(s3, result)["output"]["prefix"]) == [result["summary"]]
+
+
+def test_a_large_file_streams_in_flat_memory(
+    s3: Any, batch: EmulatedFunction, manifest: Manifest, record_property: Any
+) -> None:
+    # GIVEN files of 50,000 and 200,000 rows (both write the scored file in several 5 MiB parts)
+    peaks: dict[int, float] = {}
+    for n in (150_000, 300_000):
+        data = b"".join(csv_stream(manifest, n, seed=n))
+        event = put_event(s3, f"incoming/large/{n}.csv", data)
+        del data
+        pid = runtime_pid(batch)
+        reset_peak(pid)
+        # WHEN each is scored by the warm function
+        result = invoke(batch, event)
+        peaks[n] = peak_rss_mb(pid)
+        assert result["status"] == "succeeded"
+        assert result["rows"] == {"read": n, "scored": n, "rejected": 0}
+        head = s3.head_object(Bucket=BUCKET, Key=summary_of(s3, result)["output"]["scored"])
+        assert "-" in head["ETag"]  # multipart
+    record_property("peak_rss_mb", peaks)
+    print(f"peak RSS of the runtime process (VmHWM): {peaks}")
+    # THEN twice the rows uses about the same memory (the 300k file's text alone is ~13 MB)
+    assert peaks[300_000] - peaks[150_000] < 10.0, peaks

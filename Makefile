@@ -16,7 +16,7 @@ PORT ?= 3000
 # sam's python builds look for python3.13 on PATH; the dev venv provides it.
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(MODEL)
 
-.PHONY: help setup build serve test unit integration lint typecheck validate model clean
+.PHONY: help setup build serve test unit integration lint typecheck validate model clean bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,13 +54,17 @@ lint: setup  ## ruff (lint + format check)
 	$(PY) -m ruff format --check .
 
 typecheck: setup  ## mypy --strict
-	$(PY) -m mypy layers/core/onnxlambda functions devtools models tests
+	$(PY) -m mypy layers/core/onnxlambda functions devtools models tests bench
 
 unit: setup  ## unit tests only (no build)
 	$(PY) -m pytest tests -m "not integration"
 
 test: lint typecheck validate build  ## everything CI runs: lint, types, template, build, all tests
 	$(PY) -m pytest tests
+
+# Not part of `make test`: timings on a shared machine are for reading, never for asserting.
+bench: build  ## benchmark vs same-run baselines under the emulator -> bench/out/report.md (BENCH_QUICK=1: smoke run)
+	PYTHONPATH=layers/core $(PY) -m bench
 
 model: setup  ## retrain the example models (byte-identical artifacts)
 	$(PY) models/penguins/train.py

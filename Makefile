@@ -54,7 +54,7 @@ lint: setup  ## ruff (lint + format check)
 	$(PY) -m ruff format --check .
 
 typecheck: setup  ## mypy --strict
-	$(PY) -m mypy layers/core/onnxlambda functions devtools models tests bench
+	$(PY) -m mypy layers/core/onnxlambda layers/core/lazy_init.py functions devtools models tests bench
 
 unit: setup  ## unit tests only (no build)
 	$(PY) -m pytest tests -m "not integration"

@@ -55,7 +55,7 @@ def functions(names: tuple[str, ...], build_dir: Path = BUILD_DIR) -> dict[str, 
 def ensure_fastapi_layer(target: Path = FASTAPI_LAYER, python: str = sys.executable) -> Path:
     """Install the pinned FastAPI + Mangum wheels for the Lambda platform, once per pin list."""
     stamp = target / ".requirements-sha256"
-    wanted = hashlib.sha256(FASTAPI_REQUIREMENTS.read_bytes()).hexdigest()
+    wanted = hashlib.sha256(FASTAPI_REQUIREMENTS.read_bytes() + Path(__file__).read_bytes()).hexdigest()
     if stamp.is_file() and stamp.read_text() == wanted:
         return target
     shutil.rmtree(target, ignore_errors=True)
@@ -85,8 +85,14 @@ def ensure_fastapi_layer(target: Path = FASTAPI_LAYER, python: str = sys.executa
         check=True,
         env={**os.environ, "PIP_NO_COMPILE": "1"},
     )
-    # Same treatment as the core layer gets from strip.sh, so the comparison stays like for like.
+    # Same treatment as the core layer gets (strip.sh, then bytecode), so the comparison stays like
+    # for like.
     subprocess.run(["sh", str(ROOT / "layers" / "core" / "strip.sh"), str(target / "python")], check=True)
+    subprocess.run(
+        [python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash", str(target)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     stamp.write_text(wanted)
     return target
 

@@ -21,6 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from devtools.rie import BuiltFunction, EmulatedFunction
+from onnxlambda.config import ort_threads
 from onnxlambda.runtime import ModelRuntime
 from onnxlambda.validation import Validator
 
@@ -205,7 +206,7 @@ def floor(
 ) -> dict[int, list[float]]:
     """Bare onnxruntime `session.run` on the same rows, tensors already in memory: the floor."""
     model_dir = _model_dir({"f": fn})
-    threads = int(fn.environment.get("ORT_INTRA_OP_THREADS") or 1)  # as the function runs it
+    threads = ort_threads(fn.environment.get("ORT_INTRA_OP_THREADS", ""), fn.memory_mb)  # as the function
     runtime = ModelRuntime.load(model_dir, intra_op_threads=threads)
     session: ort.InferenceSession = runtime.session
     validator = Validator(runtime.manifest, max_rows=max(row_counts))

@@ -22,7 +22,7 @@ ALL_FUNCTIONS = (f.API, f.MINIMAL, f.FASTAPI)
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    cold_starts: int = 15
+    cold_starts: int = 20
     warm_iterations: int = 300
     warmup: int = 20
     row_counts: tuple[int, ...] = (1, 100, 1000)

@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from onnxlambda import jsoncodec
 from onnxlambda.config import Settings
 from onnxlambda.errors import FieldError, ServingError, malformed, too_large
 from onnxlambda.service import get_service, load_error
@@ -45,7 +46,8 @@ logger.append_keys(function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
-    return Response(status_code=status, content_type=JSON, body=json.dumps(body), headers=headers)
+    # orjson: ~10x json.dumps on a 1,000-row answer (onnxlambda.jsoncodec).
+    return Response(status_code=status, content_type=JSON, body=jsoncodec.dumps(body), headers=headers)
 
 
 def _error(err: ServingError) -> Response[str]:

@@ -12,6 +12,7 @@ import pytest
 from aws_lambda_powertools import Tracer
 from lazy_init import lazy_source
 
+from onnxlambda.config import ort_threads
 from onnxlambda.tracing import NoOpProvider, make_tracer, sdk_tracing_enabled
 from tests.conftest import ROOT
 
@@ -144,3 +145,24 @@ def test_lazy_init_accepts_the_pinned_powertools_packages() -> None:
         init = site.joinpath(*package.split("."), "__init__.py").read_text()
         # THEN both __init__ files are pure re-exports the build can make lazy
         assert "def __getattr__" in lazy_source(init, package)
+
+
+# -- onnxruntime threads matched to the memory size (template parameter OrtIntraOpThreads) -------
+
+
+@pytest.mark.parametrize(
+    ("raw", "memory_mb", "threads"),
+    [
+        ("", 1024, 1),
+        ("3", 1024, 3),
+        ("auto", 128, 1),
+        ("auto", 1769, 1),
+        ("auto", 3538, 2),
+        ("auto", 10240, 5),
+    ],
+)
+def test_ort_threads_auto_follows_the_vcpus_of_the_memory_size(
+    raw: str, memory_mb: int, threads: int
+) -> None:
+    # GIVEN Lambda's one vCPU per 1,769 MB THEN auto gives one thread per whole vCPU, never zero
+    assert ort_threads(raw, memory_mb) == threads

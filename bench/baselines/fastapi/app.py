@@ -23,7 +23,7 @@ _DTYPES: dict[str, Any] = {"float32": np.float32, "float64": np.float64, "int64"
 _FEATURES = [(f["name"], f.get("onnx_name") or f["name"], _DTYPES[f["dtype"]]) for f in _MANIFEST["features"]]
 _OUT = _MANIFEST["output"]
 _options = ort.SessionOptions()
-_options.intra_op_num_threads = int(os.environ.get("ORT_INTRA_OP_THREADS", "1"))
+_options.intra_op_num_threads = int(os.environ.get("ORT_INTRA_OP_THREADS", "1"))  # a count, as benched
 _options.inter_op_num_threads = 1
 _SESSION = ort.InferenceSession(
     str(_DIR / _MANIFEST["model_file"]), sess_options=_options, providers=["CPUExecutionProvider"]

@@ -307,7 +307,7 @@ def chart(data: dict[str, Any], run: RunResult, path: Path) -> None:
         )
     ax.set_xticks(
         [x + width * (len(series) - 1) / 2 for x in range(len(row_counts))],
-        [f"{n:,} rows" for n in row_counts],
+        [f"{n:,} row{'s' if n > 1 else ''}" for n in row_counts],
     )
     ax.set_yscale("log")
     ax.set_title("Warm Duration p50 (ms, log scale)")
@@ -333,9 +333,11 @@ def chart(data: dict[str, Any], run: RunResult, path: Path) -> None:
                 [p.usd_per_million_predictions for p in points],
                 style,
                 marker=".",
-                label=f"{LABELS[name]}, {n:,} rows",
+                label=f"{LABELS[name]}, {n:,} row{'s' if n > 1 else ''}",
             )
     ax.set_xscale("log")
+    ax.set_xticks(list(MEMORY_SIZES_MB), [f"{m:,}" for m in MEMORY_SIZES_MB], fontsize=7)
+    ax.minorticks_off()
     ax.set_yscale("log")
     ax.set_title("$ per million predictions vs memory (CPU scales with memory)")
     ax.set_xlabel("memory MB")

@@ -136,6 +136,7 @@ class WarmResult:
 
 @dataclass
 class RssTrace:
+    function: str
     requests: list[int]
     rss_kb: list[int]
     peak_kb: int
@@ -182,7 +183,8 @@ def warm_latency(
         for name in names:
             result.peak_rss_kb[name] = memory_kb(runtime_pid(warm[name].emulator)).get("VmHWM", 0)
         if rss_requests and names:
-            trace = rss_over_requests(warm[names[0]], names[0], model_dir, rss_requests, rss_every)
+            leak = "api" if "api" in warm else names[0]  # the function under test, when it runs
+            trace = rss_over_requests(warm[leak], leak, model_dir, rss_requests, rss_every)
     result.floor_ms = floor(fns[next(iter(fns))], row_counts, iterations, warmup)
     return result, trace
 
@@ -191,7 +193,7 @@ def rss_over_requests(warm: _Warm, name: str, model_dir: Path, requests: int, ev
     """RSS of the runtime process sampled every `every` single-row requests: a leak shows as a slope."""
     event = predict_event(rows_for(model_dir, 1), "rss")
     pid = runtime_pid(warm.emulator)
-    trace = RssTrace([0], [memory_kb(pid).get("VmRSS", 0)], 0)
+    trace = RssTrace(name, [0], [memory_kb(pid).get("VmRSS", 0)], 0)
     for i in range(1, requests + 1):
         warm.invoke(event, name)
         if i % every == 0 or i == requests:

@@ -71,6 +71,7 @@ def summary(run: RunResult) -> dict[str, Any]:
         kb = run.rss.rss_kb
         # Growth after the first sample (warm-up allocations settle by then).
         rss = {
+            "function": run.rss.function,
             "requests": run.rss.requests[-1],
             "first_mb": kb[1] / 1024,
             "last_mb": kb[-1] / 1024,
@@ -198,7 +199,7 @@ def markdown(data: dict[str, Any], chart_name: str) -> str:
     if rss:
         lines += [
             "",
-            f"Leak check, {LABELS[API]}: {rss['requests']:,} single-row requests in one "
+            f"Leak check, {LABELS[rss['function']]}: {rss['requests']:,} single-row requests in one "
             "execution environment; "
             f"RSS {rss['first_mb']:.1f} MB after the first sample, {rss['last_mb']:.1f} MB at the end "
             f"(growth {rss['growth_mb']:+.1f} MB, highest {rss['max_mb']:.1f} MB, "
@@ -317,7 +318,9 @@ def chart(data: dict[str, Any], run: RunResult, path: Path) -> None:
     if run.rss:
         ax.plot(run.rss.requests, [k / 1024 for k in run.rss.rss_kb], marker=".")
         ax.set_ylim(bottom=0)
-    ax.set_title(f"RSS of the runtime process over warm requests ({LABELS[API]})")
+    ax.set_title(
+        f"RSS of the runtime process over warm requests ({LABELS[run.rss.function] if run.rss else '-'})"
+    )
     ax.set_xlabel("requests")
     ax.set_ylabel("MB")
 

@@ -17,7 +17,7 @@ PORT ?= 3000
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(MODEL)
 
 .PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi
-.PHONY: deploy status rollback changelog bench-monitoring bench-batch
+.PHONY: deploy status rollback changelog bench-monitoring bench-batch bench
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,13 +68,17 @@ lint: setup  ## ruff (lint + format check)
 	$(PY) -m ruff format --check .
 
 typecheck: setup  ## mypy --strict
-	$(PY) -m mypy layers/core/onnxlambda functions devtools models tests
+	$(PY) -m mypy layers/core/onnxlambda layers/core/lazy_init.py functions devtools models tests bench
 
 unit: setup  ## unit tests only (no build)
 	$(PY) -m pytest tests -m "not integration"
 
 test: lint typecheck validate scan build  ## everything CI runs: lint, types, template, build, all tests
 	$(PY) -m pytest tests
+
+# Not part of `make test`: timings on a shared machine are for reading, never for asserting.
+bench: build  ## benchmark vs same-run baselines under the emulator -> bench/out/report.md (BENCH_QUICK=1: smoke run)
+	PYTHONPATH=layers/core $(PY) -m bench
 
 model: setup  ## retrain the example models (byte-identical artifacts)
 	$(PY) models/penguins/train.py

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from onnxlambda import jsoncodec
 from onnxlambda.config import Settings
 from onnxlambda.errors import ModelLoadError, ServingError, malformed, not_ready, too_large
 from onnxlambda.manifest import ClassificationOutput, Manifest, RegressionOutput
@@ -63,7 +64,7 @@ class Service:
                 "body_too_large", f"body is {len(raw)} bytes; at most {self.settings.max_body_bytes} allowed"
             )
         try:
-            return json.loads(raw)
+            return jsoncodec.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise malformed(f"body is not valid JSON: {exc}") from exc
         except RecursionError as exc:

@@ -369,7 +369,7 @@ def parse_instances(body: object) -> Sequence[object]:
     if "instances" not in body:
         raise malformed(
             "request body must have an 'instances' array",
-            [FieldError(None, "instances", "missing_field", "'instances' is required")],
+            [FieldError(None, "instances", "missing", "'instances' is required")],
         )
     instances = body["instances"]
     if not isinstance(instances, list):

@@ -1,0 +1,49 @@
+"""Baseline: what a hand-written Lambda sample does. numpy + onnxruntime, json in and out.
+
+No validation, no logging, no metrics, no sha256 check: the floor a framework-free handler sets
+for cold start and per-request cost. Never deployed; `make bench` runs it under the emulator
+beside the real function, with the same core and model layers.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+_DIR = Path(os.environ.get("MODEL_DIR", "/opt/model"))
+_MANIFEST = json.loads((_DIR / "manifest.json").read_text())
+_DTYPES: dict[str, Any] = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "string": object}
+_FEATURES = [(f["name"], f.get("onnx_name") or f["name"], _DTYPES[f["dtype"]]) for f in _MANIFEST["features"]]
+_OUT = _MANIFEST["output"]
+_options = ort.SessionOptions()
+_options.intra_op_num_threads = int(os.environ.get("ORT_INTRA_OP_THREADS", "1"))  # a count, as benched
+_options.inter_op_num_threads = 1
+_SESSION = ort.InferenceSession(
+    str(_DIR / _MANIFEST["model_file"]), sess_options=_options, providers=["CPUExecutionProvider"]
+)
+
+
+def lambda_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    rows = json.loads(event["body"])["instances"]
+    feeds = {
+        tensor: np.array([row[name] for row in rows], dtype=dtype).reshape(-1, 1)
+        for name, tensor, dtype in _FEATURES
+    }
+    if _OUT["kind"] == "classification":
+        labels, probs = _SESSION.run([_OUT["label_tensor"], _OUT["probability_tensor"]], feeds)
+        names = _OUT["labels"]
+        predictions: list[dict[str, Any]] = [
+            {"label": str(label), "probabilities": dict(zip(names, p, strict=True))}
+            for label, p in zip(labels.reshape(-1).tolist(), probs.round(6).tolist(), strict=True)
+        ]
+    else:
+        (values,) = _SESSION.run([_OUT["value_tensor"]], feeds)
+        predictions = [{_OUT["name"]: v} for v in values.reshape(-1).tolist()]
+    return {
+        "statusCode": 200,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"predictions": predictions}),
+    }

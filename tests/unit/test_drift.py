@@ -1,28 +1,29 @@
-"""Drift statistics: the bin rule, PSI and Jensen-Shannon on seeded data with known shifts."""
+"""Drift statistics: the bin rule, PSI and Jensen-Shannon on seeded data with known shifts, and the
+same numbers from the batch accumulator and the monitor's detectors for the same counts."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from onnxlambda.drift import BinnedCounts, categorical_bins, js_distance, numeric_bins, psi
+from onnxlambda.drift import (
+    PSEUDO_COUNT,
+    UNSEEN,
+    BinnedCounts,
+    categorical_bins,
+    js_distance,
+    numeric_bins,
+    psi,
+)
 from onnxlambda.manifest import CategoricalBaseline, NumericBaseline
-
-
-def numeric_baseline(reference: np.ndarray, bins: int = 10) -> NumericBaseline:
-    """A baseline built the manifest's way: interior decile cut points and counts per bin."""
-    cuts = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
-    counts = numeric_bins(cuts, reference)
-    return NumericBaseline(
-        count=len(reference),
-        missing=0,
-        mean=float(reference.mean()),
-        std_dev=float(reference.std()),
-        min=float(reference.min()),
-        max=float(reference.max()),
-        cut_points=cuts.tolist(),
-        counts=counts.tolist(),
-    )
+from onnxlambda.monitoring.detectors import (
+    Thresholds,
+    compare_categorical,
+    compare_categorical_counts,
+    compare_numeric,
+    compare_numeric_counts,
+)
+from tests.unit.baselines import numeric_baseline
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +31,15 @@ def reference() -> np.ndarray:
     return np.random.default_rng(7).normal(50.0, 10.0, 5_000)
 
 
-def test_bin_rule_is_searchsorted_right_and_skips_nan() -> None:
-    # GIVEN cut points [1, 2] (three bins) and values on, between and beyond the edges, plus NaN
-    counts = numeric_bins([1.0, 2.0], [0.5, 1.0, 1.5, 2.0, 9.0, np.nan])
-    # THEN a value equal to a cut point falls in the bin to its right; NaN is not binned
-    assert counts.tolist() == [1, 2, 2]
+def test_bin_rule_is_searchsorted_right_and_skips_missing() -> None:
+    # GIVEN cut points [1, 2] (three bins) and values on, between and beyond the edges, plus
+    # NaN, None and infinities
+    values = [0.5, 1.0, 1.5, 2.0, 9.0, np.nan, None, np.inf, -np.inf]
+    # THEN a value equal to a cut point falls in the bin to its right; no missing or non-finite
+    # value is binned, whether given as a list, a generator or an array
+    assert numeric_bins([1.0, 2.0], values).tolist() == [1, 2, 2]
+    assert numeric_bins([1.0, 2.0], (v for v in values)).tolist() == [1, 2, 2]
+    assert numeric_bins([1.0, 2.0], np.array(values, dtype=np.float64)).tolist() == [1, 2, 2]
 
 
 def test_identical_distributions_have_zero_psi_and_js() -> None:
@@ -43,14 +48,33 @@ def test_identical_distributions_have_zero_psi_and_js() -> None:
     assert js_distance(counts, counts) == pytest.approx(0.0, abs=1e-7)
 
 
-def test_psi_matches_the_textbook_formula() -> None:
-    # GIVEN two distributions over the same bins
-    e, a = np.array([0.25, 0.25, 0.5]), np.array([0.5, 0.25, 0.25])
-    # THEN PSI is sum((a - e) * ln(a / e)) and JS is symmetric and within [0, 1]
-    assert psi(e, a) == pytest.approx(float(np.sum((a - e) * np.log(a / e))))
+def test_psi_and_js_are_the_textbook_formulas_on_shares_with_half_a_count_per_bin() -> None:
+    # GIVEN two count vectors over the same bins
+    e, a = np.array([250, 250, 500]), np.array([500, 250, 250])
+    q, p = (e + PSEUDO_COUNT) / (e + PSEUDO_COUNT).sum(), (a + PSEUDO_COUNT) / (a + PSEUDO_COUNT).sum()
+    # THEN PSI is sum((p - q) * ln(p / q)) and JS the square root of the base-2 JS divergence
+    assert psi(e, a) == pytest.approx(float(np.sum((p - q) * np.log(p / q))), rel=1e-12)
+    m = (p + q) / 2
+    divergence = 0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m))
+    assert js_distance(e, a) == pytest.approx(float(np.sqrt(divergence)), rel=1e-12)
+    # AND both are symmetric; JS stays within [0, 1] and nears 1 for disjoint samples
+    assert psi(e, a) == pytest.approx(psi(a, e))
     assert js_distance(e, a) == pytest.approx(js_distance(a, e))
     assert 0 < js_distance(e, a) < 1
-    assert js_distance([1, 0], [0, 1]) == pytest.approx(1.0)
+    assert 0.99 < js_distance([10_000, 0], [0, 10_000]) <= 1.0
+
+
+def test_an_empty_bin_stays_finite_and_bins_empty_on_both_sides_carry_no_weight() -> None:
+    # GIVEN a window of 99 values that misses one baseline bin holding a tenth of the mass
+    baseline, window = [100] * 10, [11] * 9 + [0]
+    # THEN PSI stays finite and moderate (0.30; a floor of 1e-4 on shares would have made it 0.70)
+    assert 0.25 < psi(baseline, window) < 0.35
+    # AND a bin empty in both the baseline and the window changes nothing
+    assert psi([*baseline, 0], [*window, 0]) == psi(baseline, window)
+    assert js_distance([*baseline, 0], [*window, 0]) == js_distance(baseline, window)
+    # AND two empty vectors compare as identical
+    assert psi([0, 0], [0, 0]) == 0.0
+    assert js_distance([0, 0], [0, 0]) == 0.0
 
 
 def test_same_distribution_sample_does_not_drift(reference: np.ndarray) -> None:
@@ -154,3 +178,53 @@ def test_categorical_bins_order_and_unseen() -> None:
     counts, missing = categorical_bins(["x", "y"], ["y", "y", "q", None])
     assert counts.tolist() == [0, 2, 1]
     assert missing == 1
+
+
+def test_the_batch_accumulator_and_the_monitor_give_identical_values_for_the_same_counts(
+    reference: np.ndarray,
+) -> None:
+    # GIVEN one shifted numeric sample, counted by the batch path's accumulator
+    baseline = numeric_baseline(reference)
+    sample = np.random.default_rng(12).normal(54.0, 11.0, 700)
+    acc = BinnedCounts(baseline)
+    acc.add(sample)
+    stat = acc.stat()
+    # WHEN the monitor judges the accumulator's counts, and the raw values
+    counts = acc.current()
+    assert isinstance(counts, list)
+    from_counts = compare_numeric_counts(baseline, counts, Thresholds())
+    from_values = compare_numeric(baseline, sample.tolist(), Thresholds())
+    # THEN PSI and JS are the same numbers to the last bit, not merely close
+    assert stat.psi is not None
+    assert stat.psi > 0.05
+    assert (from_counts.psi, from_counts.js_distance) == (stat.psi, stat.js)
+    assert (from_values.psi, from_values.js_distance) == (stat.psi, stat.js)
+
+
+def test_categorical_counts_with_a_new_category_agree_across_both_paths() -> None:
+    # GIVEN a categorical sample with a category the baseline never saw, and nulls
+    baseline = CategoricalBaseline(count=100, missing=0, counts={"a": 50, "b": 30, "c": 20})
+    values: list[str | None] = ["a"] * 300 + ["b"] * 100 + ["c"] * 60 + ["zzz"] * 40 + [None] * 5 + [""] * 2
+    acc = BinnedCounts(baseline)
+    acc.add(values)
+    stat = acc.stat()
+    # THEN the accumulator reports the new category under UNSEEN, nulls apart
+    assert acc.current() == {"a": 300, "b": 100, "c": 60, UNSEEN: 40}
+    assert stat.missing == 7
+    # AND the monitor's detector gives the identical PSI and JS from those counts and from the values
+    counts = acc.current()
+    assert isinstance(counts, dict)
+    from_counts = compare_categorical_counts(baseline, counts, Thresholds())
+    from_values = compare_categorical(baseline, values, Thresholds())
+    assert from_counts.bins == ["a", "b", "c", UNSEEN]
+    assert from_values.bins == ["a", "b", "c", "zzz"]
+    assert (from_counts.psi, from_counts.js_distance) == (stat.psi, stat.js)
+    assert (from_values.psi, from_values.js_distance) == (stat.psi, stat.js)
+    # AND without a new category the UNSEEN key is left out and the values still agree
+    plain = BinnedCounts(baseline)
+    plain.add(["a", "b", "b", "c"] * 50)
+    assert plain.current() == {"a": 50, "b": 100, "c": 50}
+    plain_counts = plain.current()
+    assert isinstance(plain_counts, dict)
+    judged = compare_categorical_counts(baseline, plain_counts, Thresholds())
+    assert (judged.psi, judged.js_distance) == (plain.stat().psi, plain.stat().js)

@@ -6,13 +6,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
-from onnxlambda.manifest import CategoricalBaseline, NumericBaseline
+from onnxlambda.manifest import CategoricalBaseline
 from onnxlambda.monitoring.detectors import (
     Thresholds,
-    bin_numeric,
     chi2_homogeneity,
     chi2_ppf,
     chi2_sf,
@@ -24,28 +22,13 @@ from onnxlambda.monitoring.detectors import (
     psi,
     psi_critical,
 )
+from tests.unit.baselines import numeric_baseline
 
 REFERENCE_SIZE = 2000
 WINDOW = 200  # the monitor's MIN_SAMPLES default is 100; 200 is a typical hourly window
 CATEGORIES = ["Biscoe", "Dream", "Torgersen"]
 SHARES = [0.48, 0.36, 0.16]
 THRESHOLDS = Thresholds.for_tests(7, 0.01, min_samples=100)  # penguins: 6 features + the output
-
-
-def numeric_baseline(reference: npt.NDArray[np.float64], bins: int = 10) -> NumericBaseline:
-    """Quantile bins of the reference, the way models/_common.py builds the manifest's baselines."""
-    cuts = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
-    counts = np.bincount(np.searchsorted(cuts, reference, side="right"), minlength=len(cuts) + 1)
-    return NumericBaseline(
-        count=len(reference),
-        missing=0,
-        mean=float(reference.mean()),
-        std_dev=float(reference.std()),
-        min=float(reference.min()),
-        max=float(reference.max()),
-        cut_points=cuts.tolist(),
-        counts=counts.tolist(),
-    )
 
 
 def categorical_baseline(rng: np.random.Generator, size: int = REFERENCE_SIZE) -> CategoricalBaseline:
@@ -82,12 +65,6 @@ def test_statistics_are_zero_for_identical_counts_and_grow_with_the_difference()
     assert 0 < psi(same, small) < psi(same, large)
     assert 0 < js_distance(same, small) < js_distance(same, large) <= 1.0
     assert linf(same, large) == pytest.approx(0.3)
-
-
-def test_binning_follows_the_manifest_rule_and_skips_missing() -> None:
-    # GIVEN cut points [1, 2]: bins (-inf, 1), [1, 2), [2, inf)
-    # THEN a value on a cut point lands in the bin to its right; None and NaN are not counted
-    assert bin_numeric([0.5, 1.0, 1.5, 2.0, 9.0, None, float("nan")], [1.0, 2.0]) == [1, 2, 2]
 
 
 def test_psi_threshold_shrinks_as_the_window_grows() -> None:

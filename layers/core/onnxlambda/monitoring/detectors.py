@@ -1,18 +1,9 @@
-"""Drift detectors on binned counts against the manifest's baseline.
+"""Drift decisions for one monitoring window, on binned counts against the manifest's baseline.
 
-Everything here works on counts per bin, so counts from many requests or batches add up and a
-window can be assembled from parts. Numeric values are binned with the manifest's rule
-(`numpy.searchsorted(cut_points, x, side="right")`, len(cut_points) + 1 bins); categorical values
-by category, with categories the baseline never saw kept as their own bins. Missing values are
-left out of drift (input health reports the missing share in real time).
-
-Statistics (all symmetric in spirit, computed on bin shares with 0.5 pseudo-counts so an empty bin
-never yields an infinite value):
-
-    psi           population stability index, sum (p - q) * ln(p / q)
-    js_distance   Jensen-Shannon distance, base 2, in [0, 1]
-    chi2, p_value two-sample chi-square test of homogeneity on the raw counts
-    linf          L-infinity distance between shares (largest change of any one bin)
+Binning and the statistics (PSI, Jensen-Shannon distance, chi-square, L-infinity, their smoothing
+and log bases) live in `onnxlambda.drift`, the one implementation the batch summaries use too;
+they are re-exported here for the monitor's callers. This module adds what only a monitor needs:
+categories new in the window kept as their own bins, and decisions that scale with the window.
 
 Decisions scale with the window: a fixed PSI threshold false-alarms on small windows (PSI of two
 samples of the same distribution is about (1/n + 1/m) * chi2(k - 1)). So
@@ -27,19 +18,23 @@ per test (divide the family alpha by the number of tests: `Thresholds.for_tests`
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-import numpy.typing as npt
-
+from onnxlambda.drift import (
+    chi2_homogeneity,
+    chi2_ppf,
+    chi2_sf,
+    count_categories,
+    js_distance,
+    linf,
+    numeric_bin_labels,
+    numeric_bins,
+    psi,
+)
 from onnxlambda.manifest import CategoricalBaseline, NumericBaseline
-
-PSEUDO_COUNT = 0.5
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,138 +89,11 @@ class DriftResult:
         }
 
 
-# -- binning --------------------------------------------------------------------------------
-
-
-def bin_numeric(values: Iterable[float | None], cut_points: Sequence[float]) -> list[int]:
-    """Counts per baseline bin of the non-missing, finite values (the manifest's bin rule)."""
-    arr = np.array([v for v in values if v is not None], dtype=np.float64)
-    arr = arr[np.isfinite(arr)]
-    idx = np.searchsorted(np.asarray(cut_points, dtype=np.float64), arr, side="right")
-    return np.bincount(idx, minlength=len(cut_points) + 1).astype(int).tolist()
-
-
-def count_categories(values: Iterable[str | None]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for v in values:
-        if v is not None:
-            counts[v] = counts.get(v, 0) + 1
-    return counts
-
-
-def numeric_bin_labels(cut_points: Sequence[float]) -> list[str]:
-    edges = [f"{c:g}" for c in cut_points]
-    if not edges:
-        return ["all"]
-    return [f"< {edges[0]}"] + [f"[{a}, {b})" for a, b in itertools.pairwise(edges)] + [f">= {edges[-1]}"]
-
-
-# -- statistics -----------------------------------------------------------------------------
-
-
-def _shares(counts: FloatArray) -> FloatArray:
-    smoothed = counts + PSEUDO_COUNT
-    return smoothed / smoothed.sum()
-
-
-def psi(baseline: Sequence[float], current: Sequence[float]) -> float:
-    """Population stability index between two count vectors over the same bins."""
-    q, p = _shares(np.asarray(baseline, float)), _shares(np.asarray(current, float))
-    return float(np.sum((p - q) * np.log(p / q)))
-
-
-def js_distance(baseline: Sequence[float], current: Sequence[float]) -> float:
-    """Jensen-Shannon distance (base 2, so 0 = same, 1 = disjoint) between two count vectors."""
-    q, p = _shares(np.asarray(baseline, float)), _shares(np.asarray(current, float))
-    m = (p + q) / 2
-    divergence = 0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m))
-    return float(math.sqrt(max(float(divergence), 0.0)))
-
-
-def linf(baseline: Sequence[float], current: Sequence[float]) -> float:
-    """Largest absolute change of one bin's share (raw shares, no smoothing)."""
-    b, c = np.asarray(baseline, float), np.asarray(current, float)
-    if b.sum() == 0 or c.sum() == 0:
-        return 0.0
-    return float(np.max(np.abs(c / c.sum() - b / b.sum())))
-
-
-def chi2_homogeneity(baseline: Sequence[float], current: Sequence[float]) -> tuple[float, float]:
-    """Two-sample chi-square test of homogeneity: (statistic, p-value). Empty bins are dropped."""
-    table = np.vstack([np.asarray(baseline, float), np.asarray(current, float)])
-    table = table[:, table.sum(axis=0) > 0]
-    rows = table.sum(axis=1)
-    if table.shape[1] < 2 or np.any(rows == 0):
-        return 0.0, 1.0
-    expected = np.outer(rows, table.sum(axis=0)) / table.sum()
-    stat = float(np.sum((table - expected) ** 2 / expected))
-    return stat, chi2_sf(stat, table.shape[1] - 1)
-
-
 def psi_critical(n: int, m: int, bins: int, alpha: float) -> float:
     """The PSI two same-distribution samples of sizes n and m exceed with probability ~alpha."""
     if n <= 0 or m <= 0 or bins < 2:
         return math.inf
     return (1.0 / n + 1.0 / m) * chi2_ppf(1.0 - alpha, bins - 1)
-
-
-# -- chi-square distribution without scipy (not in the Lambda layer) ------------------------
-
-
-def _gamma_q(a: float, x: float) -> float:
-    """Regularised upper incomplete gamma Q(a, x) (series / continued fraction)."""
-    if x <= 0:
-        return 1.0
-    log_prefix = -x + a * math.log(x) - math.lgamma(a)
-    if x < a + 1:
-        term = total = 1.0 / a
-        ap = a
-        for _ in range(1000):
-            ap += 1
-            term *= x / ap
-            total += term
-            if abs(term) < abs(total) * 1e-15:
-                break
-        return max(0.0, 1.0 - total * math.exp(log_prefix))
-    # Lentz's continued fraction
-    tiny = 1e-300
-    b = x + 1 - a
-    c = 1 / tiny
-    d = 1 / b
-    h = d
-    for i in range(1, 1000):
-        an = -i * (i - a)
-        b += 2
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1) < 1e-15:
-            break
-    return min(1.0, math.exp(log_prefix) * h)
-
-
-def chi2_sf(x: float, dof: int) -> float:
-    """P(X > x) for X ~ chi-square(dof)."""
-    return _gamma_q(dof / 2.0, x / 2.0)
-
-
-def chi2_ppf(q: float, dof: int) -> float:
-    """The x with P(X <= x) = q for X ~ chi-square(dof), by bisection on chi2_sf."""
-    target = 1.0 - q
-    lo, hi = 0.0, max(10.0, 10.0 * dof)
-    while chi2_sf(hi, dof) > target:
-        hi *= 2
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        if chi2_sf(mid, dof) > target:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
 
 
 # -- comparing a window with a baseline -----------------------------------------------------
@@ -234,7 +102,7 @@ def chi2_ppf(q: float, dof: int) -> float:
 def compare_numeric(
     baseline: NumericBaseline, values: Iterable[float | None], thresholds: Thresholds
 ) -> DriftResult:
-    return compare_numeric_counts(baseline, bin_numeric(values, baseline.cut_points), thresholds)
+    return compare_numeric_counts(baseline, numeric_bins(baseline.cut_points, values).tolist(), thresholds)
 
 
 def compare_numeric_counts(
@@ -272,7 +140,8 @@ def compare_categorical_counts(
     baseline: CategoricalBaseline, current: Mapping[str, int], thresholds: Thresholds
 ) -> DriftResult:
     # Baseline categories first, in their order; categories new in this window after them.
-    bins = list(baseline.counts) + sorted(set(current) - set(baseline.counts))
+    new = {c for c, k in current.items() if k > 0} - set(baseline.counts)
+    bins = list(baseline.counts) + sorted(new)
     base = [baseline.counts.get(b, 0) for b in bins]
     cur = [int(current.get(b, 0)) for b in bins]
     n, m = sum(cur), sum(base)
@@ -299,7 +168,6 @@ def compare_categorical_counts(
 __all__ = [
     "DriftResult",
     "Thresholds",
-    "bin_numeric",
     "chi2_homogeneity",
     "chi2_ppf",
     "chi2_sf",
@@ -307,7 +175,6 @@ __all__ = [
     "compare_categorical_counts",
     "compare_numeric",
     "compare_numeric_counts",
-    "count_categories",
     "js_distance",
     "linf",
     "psi",

@@ -1,15 +1,17 @@
 """Render a drift report: an HTML page, baseline versus current, per feature and for the output.
 
     python -m devtools.drift_report --captured DIR  [--model-dir models/penguins] --out report.html
-    python -m devtools.drift_report --summary FILE  --out report.html
+    python -m devtools.drift_report --summary FILE  [--model-dir ...] --out report.html
     python -m devtools.drift_report --counts FILE   [--model-dir ...] --out report.html
 
 --captured reads capture files (JSON lines, gzip or plain, e.g. `aws s3 sync s3://<bucket>/capture/ DIR`)
-and judges all of them as one window with the monitor's own code; --summary renders a summary the
-monitor function stored under s3://<bucket>/monitor/; --counts takes bin counts gathered
-elsewhere (e.g. by a batch job): {"features": {name: [count per baseline bin] | {category: count}},
-"output": ...}. Charts are inline SVG: the page is one file
-with no dependencies.
+and judges all of them as one window with the monitor's own code. --summary renders either a
+summary the monitor function stored under s3://<bucket>/monitor/, or a batch summary.json written
+next to a scored file (onnxlambda.batch): its per-bin counts are judged against the manifest in
+--model-dir (which must be the model that scored the file) with the monitor's detectors; PSI and JS
+come out identical to the batch summary's, since both use onnxlambda.drift. --counts takes bin
+counts gathered elsewhere: {"features": {name: [count per baseline bin] | {category: count}},
+"output": ...}. Charts are inline SVG: the page is one file with no dependencies.
 """
 
 from __future__ import annotations
@@ -37,6 +39,53 @@ def summary_from_captured(directory: Path, model_dir: Path, min_samples: int) ->
     end = datetime.fromtimestamp(max(stamps) / 1000, UTC) + timedelta(milliseconds=1)
     settings = MonitorSettings(min_samples=min_samples, min_feedback=1, label_lookback=timedelta(0))
     return evaluate(manifest, records, start, end, settings).summary
+
+
+class ReportInputError(ValueError):
+    """The input cannot be rendered (say why, and what to pass instead)."""
+
+
+def is_batch_summary(data: dict[str, Any]) -> bool:
+    return "drift" in data and "rows" in data and "input" in data
+
+
+def summary_from_batch(batch: dict[str, Any], model_dir: Path, min_samples: int) -> dict[str, Any]:
+    """A report summary from a batch summary.json: the file's bin counts judged by the monitor."""
+    manifest = load_manifest(model_dir)
+    model, source = batch.get("model", {}), batch.get("input", {})
+    if model.get("sha256") != manifest.sha256:
+        raise ReportInputError(
+            f"the batch file was scored by {model.get('name')} {model.get('version')} "
+            f"(sha256 {str(model.get('sha256'))[:12]}...), {model_dir} holds {manifest.name} "
+            f"{manifest.version} (sha256 {manifest.sha256[:12]}...): pass the scoring model's --model-dir"
+        )
+    drift = batch.get("drift")
+    if batch.get("status") != "succeeded" or not drift:
+        raise ReportInputError(f"batch status {batch.get('status')!r}: the summary holds no drift counts")
+    columns = {**drift["features"], "output": drift["output"]}
+    lacking = sorted(name for name, col in columns.items() if "counts" not in col)
+    if lacking:
+        raise ReportInputError(
+            f"no per-bin counts for {', '.join(lacking)}: the summary predates them; score the file again"
+        )
+    label = f"s3://{source.get('bucket')}/{source.get('key')}"
+    summary = summary_from_counts(
+        manifest,
+        {name: col["counts"] for name, col in drift["features"].items()},
+        drift["output"]["counts"],
+        MonitorSettings(min_samples=min_samples),
+        label,
+    )
+    rows = batch.get("rows", {})
+    summary["source"] = (
+        f"Batch file {label} (version {source.get('version_id') or '-'}, scored {batch.get('started_at')}): "
+        f"{rows.get('scored', 0)} rows scored, {rows.get('rejected', 0)} rejected"
+    )
+    summary["performance"] = {
+        "note": "a batch file carries no ground truth: live performance comes from the monitor's "
+        "feedback join"
+    }
+    return summary
 
 
 def bar_chart(title: str, bins: list[str], baseline: list[int], current: list[int]) -> str:
@@ -108,13 +157,23 @@ def render(summary: dict[str, Any]) -> str:
             + "</section>"
         )
     perf = summary.get("performance", {})
-    perf_text = (
-        f"{perf['metric']} live {perf['live']:.4f} vs evaluation {perf.get('evaluation', float('nan')):.4f} "
-        f"(ratio {perf.get('ratio', float('nan')):.3f}) on {perf['usable']} labelled rows"
-        if "live" in perf
-        else f"not enough feedback joined with captured predictions ({perf.get('usable', 0)} rows)"
-    )
+    if "note" in perf:
+        perf_text = perf["note"]
+    elif "live" in perf:
+        evaluation = perf.get("evaluation", float("nan"))
+        perf_text = (
+            f"{perf['metric']} live {perf['live']:.4f} vs evaluation {evaluation:.4f} "
+            f"(ratio {perf.get('ratio', float('nan')):.3f}) on {perf['usable']} labelled rows"
+        )
+    else:
+        perf_text = f"not enough feedback joined with captured predictions ({perf.get('usable', 0)} rows)"
     t = summary["thresholds"]
+    scope = (
+        html.escape(summary["source"])
+        if summary.get("source")
+        else f"Window {html.escape(window['start'])} to {html.escape(window['end'])}: "
+        f"{summary['samples']} captured rows"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Drift report: {html.escape(model["name"])} {html.escape(model["version"])}</title>
@@ -124,13 +183,13 @@ td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child{{t
 .legend span{{display:inline-block;width:1em;height:1em;margin:0 .3em}}</style></head>
 <body>
 <h1>Drift report: {html.escape(model["name"])} {html.escape(model["version"])}</h1>
-<p>Window {html.escape(window["start"])} to {html.escape(window["end"])}: {summary["samples"]} captured rows
+<p>{scope}
 (model sha256 {html.escape(model["sha256"][:12])}...). Decisions: numeric features drift when PSI exceeds
 max({t["psi_floor"]}, the window-size-aware critical value); categorical ones when the chi-square p-value is
 below {t["alpha_per_test"]:.2g} and L-infinity is at least {t["linf_floor"]}.
 At least {t["min_samples"]} values are needed to decide.</p>
 <p class="legend"><span style="background:{BASELINE_COLOUR}"></span>baseline (training data, manifest)
-<span style="background:{CURRENT_COLOUR}"></span>current window</p>
+<span style="background:{CURRENT_COLOUR}"></span>current (window or batch file)</p>
 <section id="summary"><h2>Summary</h2>
 <table><tr><th>name</th><th>kind</th><th>n</th><th>PSI</th><th>PSI threshold</th><th>JS distance</th>
 <th>chi-square p</th><th>L-inf</th><th>verdict</th></tr>
@@ -150,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument(
         "--captured", type=Path, help="directory of capture files (JSON lines, gzip or plain)"
     )
-    source.add_argument("--summary", type=Path, help="a monitor summary JSON file")
+    source.add_argument(
+        "--summary", type=Path, help="a monitor summary, or a batch summary.json (with --model-dir)"
+    )
     source.add_argument("--counts", type=Path, help="bin counts per feature (and output) as JSON")
     parser.add_argument(
         "--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR") or "models/penguins")
@@ -172,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         summary = json.loads(args.summary.read_text())
+        if is_batch_summary(summary):
+            try:
+                summary = summary_from_batch(summary, args.model_dir, args.min_samples)
+            except ReportInputError as exc:
+                parser.error(f"{args.summary}: {exc}")
     args.out.write_text(render(summary), encoding="utf-8")
     print(f"wrote {args.out} ({summary['samples']} rows)")
     return 0

@@ -1,4 +1,5 @@
-"""`python -m devtools.drift_report` renders baseline-versus-current plots into one HTML file."""
+"""`python -m devtools.drift_report` renders baseline-versus-current plots into one HTML file, from
+captured data, a monitor summary, bin counts, or a batch summary.json."""
 
 from __future__ import annotations
 
@@ -7,11 +8,21 @@ import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
 
 from devtools import drift_report
+from devtools.batchdata import csv_bytes, sample_rows
+from onnxlambda.batch import BatchConfig, score_object
+from onnxlambda.config import Settings
 from onnxlambda.manifest import load_manifest
 from onnxlambda.monitoring.monitor import MonitorSettings, evaluate
 from onnxlambda.monitoring.window import Records
+from onnxlambda.runtime import ModelRuntime
+from onnxlambda.service import Service
 from tests.conftest import MODELS
 from tests.unit.capture_data import inference_records, jsonl
 
@@ -107,3 +118,77 @@ def test_report_from_bin_counts_gathered_elsewhere(tmp_path: Path) -> None:
     assert sections(page)[-1] == "output"
     assert page.count(">DRIFT</td>") == 1
     assert re.search(r"feature-bill_depth_mm'>bill_depth_mm</a>.*?>DRIFT</td>", page)
+
+
+@pytest.fixture(scope="module")
+def penguins_scoring(penguins_dir: Path) -> Service:
+    return Service(ModelRuntime.load(penguins_dir), Settings.from_env())
+
+
+def batch_summary(service: Service, rows: list[dict[str, object]], key: str) -> dict[str, Any]:
+    """A summary.json as the batch function writes it: score_object against moto's S3."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="report-test")
+        s3.put_object(Bucket="report-test", Key=key, Body=csv_bytes(rows, service.manifest.feature_names))
+        summary = score_object(
+            s3, service.runtime, service.validator, BatchConfig(), bucket="report-test", key=key
+        )
+        stored = s3.get_object(Bucket="report-test", Key=summary["output"]["summary"])["Body"].read()
+    return dict(json.loads(stored))
+
+
+def test_report_from_a_batch_summary_plots_the_file_against_the_baseline(
+    tmp_path: Path, penguins_scoring: Service
+) -> None:
+    # GIVEN the summary.json of a real batch run over 1,500 rows with heavier penguins
+    manifest = penguins_scoring.manifest
+    rows = [{**r, "body_mass_g": 6000.0} for r in sample_rows(manifest, 1500, seed=21)]
+    stored = batch_summary(penguins_scoring, rows, "incoming/heavy.csv")
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(stored))
+    out = tmp_path / "report.html"
+    # WHEN the report command renders it against the model that scored it
+    args = ["--summary", str(path), "--model-dir", str(MODELS / "penguins"), "--out", str(out)]
+    assert drift_report.main(args) == 0
+    page = out.read_text()
+    # THEN it has the summary, a performance note, one section per feature and the output
+    expected = ["summary", "performance", *[f"feature-{f}" for f in manifest.feature_names], "output"]
+    assert sections(page) == expected
+    assert "Batch file s3://report-test/incoming/heavy.csv" in page
+    assert "1500 rows scored, 0 rejected" in page
+    assert "carries no ground truth" in page
+    # AND each chart has one baseline and one current bar per baseline bin (the file's counts)
+    assert page.count("<svg") == len(manifest.features) + 1
+    mass = page.split("<section id='feature-body_mass_g'>")[1].split("</section>")[0]
+    assert mass.count("<rect") == 2 * len(manifest.baselines.features["body_mass_g"].counts)
+    # AND the moved feature is flagged
+    assert re.search(r"feature-body_mass_g'>body_mass_g</a>.*?>DRIFT</td>", page)
+    # AND the report's PSI and JS are the batch summary's own numbers, exactly
+    report = drift_report.summary_from_batch(stored, MODELS / "penguins", 100)
+    for name, column in [*stored["drift"]["features"].items(), ("output", stored["drift"]["output"])]:
+        judged = report["output"] if name == "output" else report["features"][name]
+        assert (judged["psi"], judged["js_distance"]) == (column["psi"], column["js"]), name
+        assert judged["n"] == column["count"]
+
+
+def test_a_batch_summary_needs_the_model_that_scored_it_and_its_counts(
+    tmp_path: Path, penguins_scoring: Service
+) -> None:
+    stored = batch_summary(
+        penguins_scoring, sample_rows(penguins_scoring.manifest, 50, seed=22), "incoming/a.csv"
+    )
+    # GIVEN the wrong model directory THEN the report refuses and names both models
+    with pytest.raises(drift_report.ReportInputError, match=r"penguins 1\.0\.0.*diabetes"):
+        drift_report.summary_from_batch(stored, MODELS / "diabetes", 100)
+    # AND a summary written before per-bin counts existed is refused with what to do
+    old = json.loads(json.dumps(stored))
+    for column in [*old["drift"]["features"].values(), old["drift"]["output"]]:
+        del column["counts"]
+    with pytest.raises(drift_report.ReportInputError, match="score the file again"):
+        drift_report.summary_from_batch(old, MODELS / "penguins", 100)
+    # AND a failed run has nothing to plot
+    with pytest.raises(drift_report.ReportInputError, match="no drift counts"):
+        drift_report.summary_from_batch(
+            {**stored, "status": "failed", "drift": None}, MODELS / "penguins", 100
+        )

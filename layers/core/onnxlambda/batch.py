@@ -6,7 +6,7 @@ its ETag and the model version (so a retry of the same event overwrites, never d
     <output prefix><input key minus input prefix>/etag=<etag>/model=<name>-<version>/
         scored.csv|scored.jsonl   one row per scored input row: row number, id, pass-through, prediction
         errors.jsonl              one line per rejected row: row, line, every reason, the raw input
-        summary.json              counts, duration, model identity, drift (PSI/JS) vs the manifest
+        summary.json              counts, duration, model identity, drift (PSI/JS, bin counts) vs the manifest
 
 Memory is bounded by the chunk size and the multipart part size, not by the file: rows are
 read, validated, scored and written one chunk at a time.
@@ -277,13 +277,21 @@ class _Scorer:
         def one(counts: BinnedCounts) -> dict[str, Any]:
             stat = counts.stat()
             bins = len(counts.expected())
-            return {**stat.to_dict(), "bins": bins, "enough_data": stat.count >= min_count(bins)}
+            # counts: this file's per-bin counts, so `devtools.drift_report --summary` can plot
+            # them and the monitor's detectors can judge them (same statistics, onnxlambda.drift).
+            return {
+                **stat.to_dict(),
+                "bins": bins,
+                "counts": counts.current(),
+                "enough_data": stat.count >= min_count(bins),
+            }
 
         return {
             "features": {name: one(c) for name, c in self.feature_drift.items()},
             "output": one(self.output_drift),
-            "method": "PSI (proportions floored at 1e-4) and Jensen-Shannon distance (base 2) over the "
-            "manifest's baseline bins; enough_data = at least 20 values per bin",
+            "method": "PSI (natural log) and Jensen-Shannon distance (base 2) over the manifest's baseline "
+            "bins, shares smoothed with 0.5 per bin (onnxlambda.drift, as the monitor); counts per bin "
+            "(numeric) or per category (new ones under __unseen__); enough_data = at least 20 values per bin",
         }
 
 

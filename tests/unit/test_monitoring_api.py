@@ -118,6 +118,38 @@ def test_sampled_rows_are_captured_as_single_json_lines(
     assert emf(lines)["CapturedRows"] == len(predictions)
 
 
+def test_fields_in_redact_fields_never_appear_in_captured_records(
+    monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the deployment's sensitive fields (REDACT_FIELDS), a capture-only exclusion, and
+    # capture of every row, configured through the environment as the template sets it
+    monkeypatch.setenv("REDACT_FIELDS", "island,body_mass_g")
+    monkeypatch.setenv("CAPTURE_REDACT_FIELDS", "sex")
+    monkeypatch.setenv("CAPTURE_SAMPLE_RATE", "1")
+    settings = CaptureSettings.from_env()
+    assert settings.redact == {"island", "body_mass_g", "sex"}  # the union of both lists
+    monkeypatch.setattr(observer, "capture_settings", settings)
+    monkeypatch.setattr(observer, "_capturer", None)
+    # AND rows whose redacted values are easy to spot
+    rows = [dict(r, body_mass_g=4321.987) for r in golden_rows(MODELS / "penguins")[:4]]
+    # WHEN the API scores them
+    response = app.lambda_handler(predict_event(rows), lambda_context)
+    assert response["statusCode"] == 200
+    out = capsys.readouterr().out
+    captured = [x for x in stdout_json(out) if x.get("record_type") == "inference"]
+    # THEN every row is captured without the redacted fields, which are named, not valued
+    assert len(captured) == len(rows)
+    for record in captured:
+        assert set(record["features"]) == {"bill_length_mm", "bill_depth_mm", "flipper_length_mm"}
+        assert record["redacted"] == ["body_mass_g", "island", "sex"]
+    capture_lines = [line for line in out.splitlines() if '"record_type":"inference"' in line]
+    assert len(capture_lines) == len(rows)
+    assert not any("4321.987" in line or 'island":' in line for line in capture_lines)
+    # AND REDACT_FIELDS alone is enough: nothing needs repeating in CAPTURE_REDACT_FIELDS
+    monkeypatch.delenv("CAPTURE_REDACT_FIELDS")
+    assert CaptureSettings.from_env().redact == {"island", "body_mass_g"}
+
+
 def test_sampling_keeps_about_the_configured_share() -> None:
     # GIVEN a 10% sample rate and a seeded generator
     manifest = load_manifest(MODELS / "penguins")

@@ -15,8 +15,15 @@ Record shapes (one per line, `schema` 1):
     {"record_type": "feedback", "schema": 1, "ts": <epoch ms>, "inference_id": ..., "actual": ...,
      "model_version": ...}
 
-Only the manifest's features are captured (an ignored extra request field never is), and the
-features listed in CAPTURE_REDACT_FIELDS are left out.
+Only the manifest's features are captured (an ignored extra request field never is). Left out
+entirely, and named in `redacted`, are the union of two lists:
+- REDACT_FIELDS (template parameter RedactFields): the deployment's sensitive fields, whose values
+  never leave the request (not in logs, error bodies, or captures: onnxlambda.redaction);
+- CAPTURE_REDACT_FIELDS (CaptureRedactFields): features kept out of the capture only (their
+  values may still appear in error messages), e.g. a field nobody needs to monitor.
+A field is never captured if either list names it; neither list can re-enable the other's.
+A redacted feature is left out rather than masked, so the monitor skips it instead of judging
+"[REDACTED]" as a category.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from onnxlambda.manifest import Manifest
+from onnxlambda.redaction import parse_fields
 
 SCHEMA: Final = 1
 INFERENCE: Final = "inference"
@@ -44,6 +52,7 @@ MAX_LINE_BYTES: Final = 200_000
 @dataclass(frozen=True, slots=True)
 class CaptureSettings:
     sample_rate: float = 0.0
+    # Features never captured: CAPTURE_REDACT_FIELDS | REDACT_FIELDS (see the module docstring).
     redact: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
@@ -52,8 +61,8 @@ class CaptureSettings:
         rate = float(raw) if raw else 0.0
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"CAPTURE_SAMPLE_RATE must be within [0, 1], got {rate}")
-        redact = frozenset(
-            n.strip() for n in os.environ.get("CAPTURE_REDACT_FIELDS", "").split(",") if n.strip()
+        redact = parse_fields(os.environ.get("CAPTURE_REDACT_FIELDS")) | parse_fields(
+            os.environ.get("REDACT_FIELDS")
         )
         return cls(sample_rate=rate, redact=redact)
 

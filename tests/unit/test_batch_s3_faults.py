@@ -46,7 +46,8 @@ class _Raw(io.BytesIO):
 @dataclass
 class Throttle:
     """Answer the first `per_call` attempts of every `operation` call with 503 SlowDown (botocore
-    numbers attempts in its `amz-sdk-request` header); count every attempt of every operation."""
+    numbers attempts in its `amz-sdk-request` header), without moto carrying them out; count
+    every attempt of every operation."""
 
     operation: str
     per_call: int
@@ -62,7 +63,11 @@ class Throttle:
         if name != self.operation or attempt > self.per_call:
             return None  # on to moto
         self.injected += 1
-        return AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, _Raw(SLOW_DOWN))
+        answer = AWSResponse(request.url, 503, {"Content-Type": "application/xml"}, _Raw(SLOW_DOWN))
+        # botocore calls every before-send handler and takes the first answer: point the refused
+        # request elsewhere so moto's handler (after this one) does not carry it out anyway.
+        request.url = "https://refused.invalid/"
+        return answer
 
 
 @pytest.fixture
@@ -194,3 +199,27 @@ def test_exhausted_retries_abort_the_upload_and_raise_a_clear_error(  # noqa: PL
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return BatchContext(function_name="onnxlambda-batch")
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics")
+def test_a_failed_completion_leaves_no_scored_file_and_no_summary(
+    s3: Any,
+    backoffs: list[float],
+    lambda_context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    two_parts_of_output: bytes,
+) -> None:
+    # GIVEN every part uploads, but S3 keeps refusing to complete the scored file's upload
+    monkeypatch.setattr(app, "config", BatchConfig(part_bytes=MIN_PART_BYTES))
+    s3.put_object(Bucket=BUCKET, Key=KEY, Body=two_parts_of_output)
+    hook = throttle(s3, "CompleteMultipartUpload", per_call=99)
+    # WHEN the put event is handled
+    with pytest.raises(ClientError):
+        app.lambda_handler(EVENT, lambda_context)
+    # THEN the upload was aborted after the last attempt, and no summary marks anything complete
+    # (errors.jsonl, completed before the scored file, may exist: only summary.json says "done")
+    assert hook.attempts["CompleteMultipartUpload"] == S3ClientSettings.from_env().max_attempts
+    assert hook.attempts["AbortMultipartUpload"] == 1
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    outputs = everything(s3)
+    assert not [k for k in outputs if k.endswith(("scored.csv", "summary.json"))], outputs

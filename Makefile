@@ -17,6 +17,7 @@ PORT ?= 3000
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(MODEL)
 
 .PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi
+.PHONY: load-batch
 .PHONY: deploy status rollback changelog bench-monitoring bench-batch bench
 
 help:
@@ -62,6 +63,10 @@ scan: .venv-scan/.installed  ## checkov over template.yaml; findings are fixed o
 load: build  ## longer load test through the local HTTP front (LOAD_SECONDS, LOAD_USERS, LOAD_WORKERS)
 	$(PY) -m devtools.load --seconds $${LOAD_SECONDS:-120} --users $${LOAD_USERS:-8} \
 		--workers $${LOAD_WORKERS:-2} --max-requests $${LOAD_MAX_REQUESTS:-20000}
+
+load-batch: build  ## many batch files at once under the emulator, every row accounted for (BATCH_LOAD_FILES, _MAX_ROWS, _WORKERS)
+	PYTHONPATH=layers/core:. $(PY) -m devtools.batchload --files $${BATCH_LOAD_FILES:-120} --min-rows $${BATCH_LOAD_MIN_ROWS:-2000} \
+		--max-rows $${BATCH_LOAD_MAX_ROWS:-20000} --workers $${BATCH_LOAD_WORKERS:-2}
 
 lint: setup  ## ruff (lint + format check)
 	$(PY) -m ruff check .

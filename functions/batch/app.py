@@ -3,28 +3,35 @@
 Transport only: read the event, call the core with an S3 client, log and count. What to do with
 bad rows, unreadable files and the time budget is decided in the core (layers/core/onnxlambda/
 batch.py). An exception here (S3 unreachable, model not loaded) propagates on purpose: Lambda
-retries the asynchronous event and then hands it to the on-failure destination (SQS).
+retries the asynchronous event and then hands it to the on-failure destination (SQS); it is
+logged first with the object, the error type and S3's error code. The S3 client's retries,
+backoff and timeouts are configured in onnxlambda/batch_s3.py.
 """
 
 import os
 from typing import Any
 from urllib.parse import unquote_plus
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from onnxlambda.batch import BatchConfig, score_object
+from onnxlambda.batch_s3 import S3ClientSettings
+from onnxlambda.batch_s3 import s3_client as build_s3_client
 from onnxlambda.config import Settings
 from onnxlambda.errors import ServingError
+from onnxlambda.redaction import WithholdExceptionMessages
 from onnxlambda.service import get_service, load_error
 
 logger = Logger()
 metrics = Metrics()
 config = BatchConfig.from_env()  # refuses overlapping input/output prefixes at init
 settings = Settings.from_env()
+s3_settings = S3ClientSettings.from_env()
+# With REDACT_FIELDS set, a traceback keeps its frames and type but not a message that could quote a value.
+logger.addFilter(WithholdExceptionMessages(lambda: bool(settings.redact_fields)))
 
 try:
     _service = get_service(settings)
@@ -44,7 +51,7 @@ def s3_client() -> Any:
     """Created on first use (after any test has set up its S3 mock), then reused."""
     global _s3  # noqa: PLW0603 - one client per execution environment
     if _s3 is None:
-        _s3 = boto3.client("s3")
+        _s3 = build_s3_client(s3_settings)
     return _s3
 
 
@@ -56,16 +63,30 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     for record in S3Event(event).records:
         bucket = record.s3.bucket.name
         key = unquote_plus(record.s3.get_object.key)  # S3 event keys are URL-encoded
-        summary = score_object(
-            s3_client(),
-            service.runtime,
-            service.validator,
-            config,
-            bucket=bucket,
-            key=key,
-            version_id=record.s3.get_object.version_id,
-            remaining_ms=context.get_remaining_time_in_millis,
-        )
+        try:
+            summary = score_object(
+                s3_client(),
+                service.runtime,
+                service.validator,
+                config,
+                bucket=bucket,
+                key=key,
+                version_id=record.s3.get_object.version_id,
+                remaining_ms=context.get_remaining_time_in_millis,
+                redactor=service.redactor,
+            )
+        except Exception as exc:
+            # Uploads are aborted by now; Lambda retries the event, then sends it to the queue.
+            logger.exception(
+                "batch object failed; raising for Lambda's retry and the on-failure destination",
+                extra={
+                    "bucket": bucket,
+                    "key": key,
+                    "error_type": type(exc).__name__,
+                    "s3_error_code": _s3_error_code(exc),
+                },
+            )
+            raise
         status = summary["status"]
         rows = summary.get("rows", {})
         logger.info(
@@ -96,3 +117,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             }
         )
     return {"results": results}
+
+
+def _s3_error_code(exc: BaseException) -> str | None:
+    """S3's error code (SlowDown, AccessDenied, ...) of a botocore ClientError, else None."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None

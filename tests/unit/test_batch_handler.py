@@ -15,8 +15,10 @@ from moto import mock_aws
 from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
 from devtools.rie import _Loader
 from functions.batch import app
+from onnxlambda.batch_s3 import S3ClientSettings
 from onnxlambda.service import get_service
 from tests.conftest import ROOT, FakeLambdaContext, load_event
+from tests.unit.test_template_release import transformed
 
 BUCKET = load_event("s3_put_csv")["Records"][0]["s3"]["bucket"]["name"]
 
@@ -145,3 +147,41 @@ def test_failed_async_invocations_go_to_an_encrypted_queue(template: dict[str, A
     assert on_failure["Type"] == "SQS"
     assert on_failure["Destination"] == {"Fn::GetAtt": "BatchFailureQueue.Arn"}
     assert resources["BatchFailureQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_the_on_failure_wiring_sam_generates(template: dict[str, Any]) -> None:
+    # Moto cannot run Lambda's asynchronous retries and destinations; this checks what SAM
+    # makes of the template instead: the config on the alias S3 invokes, and the send permission.
+    # GIVEN the transformed template (CloudFormation, as deployed)
+    resources = transformed()
+    # THEN the live alias gets 2 retries and the on-failure queue
+    [config] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert config["FunctionName"] == {"Ref": "BatchFunction"}
+    assert config["Qualifier"] == "live"
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["BatchFailureQueue", "Arn"]
+    }
+    # AND the function's role may send to that queue and nothing else in SQS
+    role = resources["BatchFunctionRole"]["Properties"]
+    sqs = [
+        st
+        for pol in role["Policies"]
+        for st in pol["PolicyDocument"]["Statement"]
+        if any(
+            str(a).startswith("sqs:")
+            for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+        )
+    ]
+    assert sqs == [
+        {
+            "Action": "sqs:SendMessage",
+            "Effect": "Allow",
+            "Resource": {"Fn::GetAtt": ["BatchFailureQueue", "Arn"]},
+        }
+    ]
+    # AND the S3 client's retry settings in the template are the ones the code documents
+    env = template["Resources"]["BatchFunction"]["Properties"]["Environment"]["Variables"]
+    settings = S3ClientSettings.from_env({k: str(v) for k, v in env.items() if isinstance(v, str)})
+    assert settings.retry_mode == "standard"
+    assert settings.max_attempts == int(env["BATCH_S3_MAX_ATTEMPTS"])

@@ -17,8 +17,21 @@ Failure policy:
   format): no scored file; summary.json with status "failed" and the reason; input untouched;
 - the time budget running out: the same clear failure report (status "failed",
   code "time_budget_exceeded") written before Lambda would kill the invocation;
-- anything else (S3 unreachable, access denied, a bug): parts are aborted and the exception is
-  raised, so Lambda retries the event and finally sends it to the on-failure destination.
+- anything else (S3 unreachable or throttling after the client's retries, access denied, a
+  bug): parts are aborted and the exception is raised, so Lambda retries the event and finally
+  sends it to the on-failure destination.
+
+What a consumer may rely on (the completion contract): the scored and errors files appear only
+when their upload completes, and that happens only after the whole input was read and scored;
+errors.jsonl is completed first, then the scored file, then summary.json is written last. So
+summary.json with status "succeeded" is the marker that the two files hold every row; a run
+killed at any point before it (Lambda's timeout, a crash) leaves no scored file or an older
+complete one of the same input, never a partial one, and the retried event rewrites all three.
+
+Rows written to errors.jsonl pass through the configured `Redactor` (REDACT_FIELDS): a
+redacted field's value and any message quoting it are replaced; raw input that cannot be
+mapped to fields (a CSV record with the wrong field count, a line that is not a JSON object)
+is withheld whole while redaction is configured.
 """
 
 from __future__ import annotations
@@ -53,6 +66,7 @@ from onnxlambda.batch_io import (
 )
 from onnxlambda.drift import BinnedCounts, min_count
 from onnxlambda.manifest import ClassificationOutput, Manifest
+from onnxlambda.redaction import REDACTED, Redactor
 from onnxlambda.runtime import ModelRuntime, Prediction
 from onnxlambda.validation import PartialBatch, Validator
 
@@ -137,9 +151,15 @@ class _Scorer:
     """Per-file state: counters, drift accumulators and the two output writers."""
 
     def __init__(
-        self, runtime: ModelRuntime, validator: Validator, fmt: Format, id_column: str | None
+        self,
+        runtime: ModelRuntime,
+        validator: Validator,
+        fmt: Format,
+        id_column: str | None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.runtime = runtime
+        self.redactor = redactor or Redactor()
         self.manifest = runtime.manifest
         self.validator = validator
         self.fmt = fmt
@@ -179,12 +199,26 @@ class _Scorer:
         if rejected:
             rejected.sort(key=lambda r: r.row)
             errors.write(
-                "".join(json.dumps(r.to_dict(), default=str) + "\n" for r in rejected).encode("utf-8")
+                "".join(json.dumps(self._error_line(r), default=str) + "\n" for r in rejected).encode("utf-8")
             )
             self.rows_rejected += len(rejected)
             for r in rejected:
                 for code in {e.code for e in r.errors}:
                     self.rejected_by_code[code] = self.rejected_by_code.get(code, 0) + 1
+
+    def _error_line(self, rejected: RejectedRow) -> dict[str, Any]:
+        """One errors.jsonl line, with the configured fields' values redacted."""
+        redactor = self.redactor
+        if not redactor:
+            return rejected.to_dict()
+        safe = replace(rejected, errors=[redactor.detail(e) for e in rejected.errors])
+        line = safe.to_dict()
+        raw = rejected.input
+        if isinstance(raw, dict):
+            line["input"] = redactor.row(raw)
+        elif raw is not None:
+            line["input"] = REDACTED  # cells or text not mapped to fields: any could be sensitive
+        return line
 
     def _count_drift(self, partial: PartialBatch, prediction: Prediction) -> None:
         for f in self.manifest.features:
@@ -336,6 +370,7 @@ def score_object(
     key: str,
     version_id: str | None = None,
     remaining_ms: Callable[[], int] | None = None,
+    redactor: Redactor | None = None,
 ) -> dict[str, Any]:
     """Score one object; return the summary (also written to S3 unless the key was refused)."""
     started = time.perf_counter()
@@ -379,7 +414,7 @@ def score_object(
             f"the object is {size} bytes; one invocation scores at most {config.max_bytes} "
             "(BATCH_MAX_BYTES): split it and upload the parts",
         )
-    scorer = _Scorer(runtime, validator, fmt or "csv", config.id_column)
+    scorer = _Scorer(runtime, validator, fmt or "csv", config.id_column, redactor)
     scored = MultipartWriter(s3, bucket, keys.scored, CONTENT_TYPES[fmt or "csv"], config.part_bytes)
     errors = MultipartWriter(s3, bucket, keys.errors, "application/x-ndjson", config.part_bytes)
     try:
@@ -388,13 +423,17 @@ def score_object(
     except FileError as exc:
         failure = exc
     except BaseException:
-        scored.abort()
-        errors.abort()
+        _abort(scored, errors)
         raise
     finally:
         obj["Body"].close()
-    for writer in (scored, errors):  # complete the uploads, or discard every part
-        writer.close() if failure is None else writer.abort()
+    try:
+        # Errors first, scored second, summary last: see the completion contract above.
+        for writer in (errors, scored):  # complete the uploads, or discard every part
+            writer.close() if failure is None else writer.abort()
+    except BaseException:
+        _abort(scored, errors)  # a no-op for a writer already completed
+        raise
 
     ok = failure is None
     summary: dict[str, Any] = {
@@ -422,6 +461,16 @@ def score_object(
         ContentType="application/json",
     )
     return summary
+
+
+def _abort(*writers: MultipartWriter) -> None:
+    """Discard the writers' parts on the way out of a failure, without masking it: an abort that
+    fails too (S3 still unreachable) is logged, and the bucket's lifecycle rule removes the parts."""
+    for writer in writers:
+        try:
+            writer.abort()
+        except Exception as exc:
+            log.warning("could not abort the upload of %s: %s", writer.key, type(exc).__name__)
 
 
 def _stream(  # noqa: PLR0917 - one call site; the pieces of one file's run

@@ -18,7 +18,7 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(
 
 .PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi
 .PHONY: load-batch
-.PHONY: deploy status rollback changelog bench-monitoring bench-batch bench
+.PHONY: deploy status rollback changelog bench-monitoring bench-batch bench bench-compare
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -112,6 +112,9 @@ openapi: setup  ## regenerate models/<name>/openapi.json from the routes + manif
 
 bench-monitoring: setup  ## latency added to /predict by per-request metrics and data capture (in process)
 	PYTHONPATH=layers/core:. $(PY) -m bench.monitoring_overhead
+
+bench-compare: build  ## same-run before/after of the API function: BEFORE=<another sam build dir> (bench/compare.py)
+	PYTHONPATH=layers/core:. $(PY) -m bench.compare $(BEFORE) $(BENCH_ARGS)
 
 bench-batch: build  ## batch scoring benchmark: rows/s end to end vs bare onnxruntime and the floor; peak memory 1x/10x/100x
 	PYTHONPATH=layers/core:. $(PY) -m bench.batch_throughput $(BENCH_ARGS)

@@ -173,6 +173,10 @@ def markdown(data: dict[str, Any], chart_name: str) -> str:
         "The floor is onnxruntime `session.run` on ready tensors in the benchmark process: no event, "
         "no JSON, no validation. REPORT Duration covers the handler only (not the emulator's HTTP hop).",
         "",
+        "Batch scoring throughput (rows/s end to end against bare onnxruntime and a parse-and-run "
+        "floor, peak memory at 1x/10x/100x file sizes) is measured separately: `make bench-batch` "
+        "(bench/batch_throughput.py; README, Batch scoring).",
+        "",
         "## Size (unzipped, function code + layers)",
         "",
         "| function | parts MB | total MB |",

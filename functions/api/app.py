@@ -13,13 +13,12 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from onnxlambda import jsoncodec
 from onnxlambda.config import Settings
-from onnxlambda.errors import FieldError, ServingError, malformed, not_ready, too_large
+from onnxlambda.errors import ServingError, malformed, not_ready, too_large
 from onnxlambda.redaction import WithholdExceptionMessages
 from onnxlambda.service import Service, get_service, load_error
 from onnxlambda.tracing import make_tracer
@@ -36,7 +35,9 @@ else:  # on Lambda the function's directory is the root: sibling modules are top
 logger = Logger()
 tracer = make_tracer()  # no X-Ray SDK import unless SDK tracing is on (cold start)
 metrics = Metrics()
-app = APIGatewayHttpResolver(enable_validation=True)
+# No enable_validation: every route checks its own body in the core (/predict, /feedback, V2), so
+# Powertools' OpenAPI validation middleware would only add work to each request (make bench).
+app = APIGatewayHttpResolver()
 app.include_router(v2_router)  # Open Inference Protocol (KServe V2): functions/api/v2.py
 app.include_router(feedback_router)  # ground truth: functions/api/feedback.py
 settings = Settings.from_env()
@@ -138,25 +139,6 @@ def _serving_error(err: ServingError) -> Response[str]:
 def _not_utf8(_exc: UnicodeDecodeError) -> Response[str]:
     # Powertools decodes a base64 body as UTF-8 before parsing it (fuzzing found this as a 500).
     return _error(malformed("body is not UTF-8 encoded JSON"))
-
-
-@app.exception_handler(RequestValidationError)
-def _envelope_error(exc: RequestValidationError) -> Response[str]:
-    errors = exc.errors()
-    if any(e.get("type") == "json_invalid" for e in errors):
-        return _error(malformed("body is not valid JSON"))
-    details = [_field_error(e) for e in errors]
-    if any(d.row is None for d in details):  # the envelope itself is wrong: 400
-        return _error(malformed('request body must be {"instances": [ {...}, ... ]}', details))
-    return _error(ServingError("validation_failed", f"{len(details)} invalid row(s)", details, status=422))
-
-
-def _field_error(error: dict[str, Any]) -> FieldError:
-    loc = [p for p in error.get("loc", ()) if p != "body"]
-    row = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
-    field = ".".join(str(p) for p in loc) or "body"
-    code = "wrong_type" if str(error.get("type", "")).endswith("_type") else str(error.get("type", "invalid"))
-    return FieldError(row, field if row is None else "instances", code, str(error.get("msg", "invalid")))
 
 
 @app.not_found

@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from bench.compare import compared
+from bench.compare import main as compare_main
 from bench.functions import API, MINIMAL
 from bench.run import Plan, run
 
@@ -47,3 +51,18 @@ def test_quick_bench_writes_a_report_with_every_section(build_dir: Path, tmp_pat
     assert summary["warm"]["floor"]["10"]["p50_ms"] > 0
     assert results["raw"]["rss"]["requests"] == [0, 3, 6]
     assert all(kb > 0 for kb in results["raw"]["rss"]["rss_kb"])
+
+
+def test_bench_compare_measures_two_builds_and_the_minimal_handler(
+    build_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN two build outputs (here the same one twice: the comparison, not a speed-up, is tested)
+    fns = compared(build_dir, build_dir)
+    assert {fn.logical_id for fn in fns.values()} == {"ApiFunctionBefore", "ApiFunction", "MinimalBaseline"}
+    # WHEN the comparison runs with the smallest counts
+    assert compare_main([str(build_dir), "--cold", "1", "--warm", "2"]) == 0
+    # THEN it prints a cold-start line per function, the paired ratio and warm p50s per size
+    out = capsys.readouterr().out
+    assert out.count("cold start ") == 4
+    assert "paired by round" in out
+    assert all(f"warm {rows:>5} rows p50" in out for rows in (1, 100, 1000))

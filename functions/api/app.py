@@ -49,11 +49,7 @@ logger.addFilter(WithholdExceptionMessages(lambda: bool(settings.redact_fields))
 # answered as 503 by every route, so a broken model never serves half a response.
 try:
     _service = get_service(settings)
-    logger.append_keys(
-        model_name=_service.manifest.name,
-        model_version=_service.manifest.version,
-        model_sha256=_service.manifest.sha256,
-    )
+    logger.append_keys(**_service.log_keys())
     # No model_version dimension: alarms name metrics exactly across model releases; the version
     # rides along as EMF metadata (functions/api/observe.py).
 except ServingError as _exc:

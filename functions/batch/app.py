@@ -35,11 +35,7 @@ logger.addFilter(WithholdExceptionMessages(lambda: bool(settings.redact_fields))
 
 try:
     _service = get_service(settings)
-    logger.append_keys(
-        model_name=_service.manifest.name,
-        model_version=_service.manifest.version,
-        model_sha256=_service.manifest.sha256,
-    )
+    logger.append_keys(**_service.log_keys())
 except ServingError:
     logger.error("model failed to load; every event will fail and be retried", extra={"reason": load_error()})
 logger.append_keys(function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local"))

@@ -91,6 +91,14 @@ class Service:
             health=batch.health,
         )
 
+    def log_keys(self) -> dict[str, str]:
+        """What every log line of every function carries: exactly which model is serving."""
+        return {
+            "model_name": self.manifest.name,
+            "model_version": self.manifest.version,
+            "model_sha256": self.manifest.sha256,
+        }
+
     def model_info_ref(self) -> dict[str, str]:
         return {**self.model_ref, "function_version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local")}
 

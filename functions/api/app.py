@@ -1,6 +1,6 @@
 """HTTP API function: API Gateway HTTP API (payload v2) -> onnxlambda core.
 
-Transport only: routes, request envelope validation, error-to-status mapping, logging, metrics
+Transport only: routes, error-to-status mapping, logging, metrics
 and tracing. Everything about the model lives in the core package (layers/core/onnxlambda).
 """
 

@@ -64,6 +64,7 @@ from onnxlambda.manifest import (
     NumericBaseline,
     RegressionOutput,
     Training,
+    as_json,
     dump_json,
 )
 
@@ -599,12 +600,8 @@ def write_artifacts(
 ) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / manifest.model_file).write_bytes(onnx_bytes)
-    (out_dir / MANIFEST_FILE).write_text(
-        dump_json(manifest.model_dump(mode="json")), encoding="utf-8", newline="\n"
-    )
-    (out_dir / manifest.golden.file).write_text(
-        dump_json(golden.model_dump(mode="json")), encoding="utf-8", newline="\n"
-    )
+    (out_dir / MANIFEST_FILE).write_text(dump_json(as_json(manifest)), encoding="utf-8", newline="\n")
+    (out_dir / manifest.golden.file).write_text(dump_json(as_json(golden)), encoding="utf-8", newline="\n")
     (out_dir / MODEL_CARD_FILE).write_text(card, encoding="utf-8", newline="\n")
 
 

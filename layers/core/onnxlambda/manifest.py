@@ -3,28 +3,175 @@
 Validation, the OpenAPI document, drift baselines and the golden-set check all read this file;
 nothing about a model is hand-copied anywhere else. `models/<name>/train.py` writes it beside
 `model.onnx`.
+
+The contract types are frozen stdlib dataclasses checked by a small loader (below), not pydantic
+models: importing pydantic was ~90 ms of the API function's cold start and this module was the
+only thing on its import path that needed it (issue #7, README "Performance"). Every instance is
+checked when it is built, by the loader or by code (`models/_common.py`): field types (ints
+widened to float where the field is a float, as pydantic's lax mode did), `kind`-discriminated
+unions, patterns, unknown or missing fields, and the cross-field rules.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import types
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, Final, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Any, Final, Literal, Union, get_args, get_origin, get_type_hints
 
 MANIFEST_FILE = "manifest.json"
 GOLDEN_FILE = "golden.json"
 SCHEMA_VERSION: Final = 1
 
 
-class _Frozen(BaseModel):
-    # defer_build: a model's validator is built on its first use, not at import. The API function
-    # validates only a Manifest (its nested models are built inline with it, once) and never the
-    # golden-set models: ~2 ms less init than building every class at import (make bench, README).
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+class ManifestError(ValueError):
+    """A manifest or golden set that breaks the contract; `loc` is the path to the bad value."""
+
+    def __init__(self, msg: str, loc: tuple[str | int, ...] = ()) -> None:
+        self.msg, self.loc = msg, loc
+        super().__init__(f"{'.'.join(map(str, loc))}: {msg}" if loc else msg)
+
+    def at(self, *prefix: str | int) -> ManifestError:
+        return ManifestError(self.msg, (*prefix, *self.loc))
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    # Resolved once per class (the annotations are strings: `from __future__ import annotations`).
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _convert(tp: Any, value: object) -> object:
+    """`value` checked against the annotation `tp` (JSON shapes, or already-built instances)."""
+    origin = get_origin(tp)
+    if tp is object:
+        return value
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in get_args(tp)):
+            return value
+        raise ManifestError(f"must be one of {', '.join(map(repr, get_args(tp)))}, got {value!r}")
+    if origin is Union or origin is types.UnionType:
+        return _convert_union(get_args(tp), value)
+    if origin is list:
+        return _convert_list(get_args(tp)[0], value)
+    if origin is dict:
+        return _convert_dict(get_args(tp)[1], value)
+    return _convert_scalar(tp, value)
+
+
+def _convert_scalar(tp: Any, value: object) -> object:
+    if isinstance(tp, type) and is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ManifestError(f"must be an object, got {type(value).__name__}")
+        return _build(tp, value)
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and isinstance(value, tp) and (tp is bool or not isinstance(value, bool)):
+        return value
+    raise ManifestError(f"must be {getattr(tp, '__name__', tp)}, got {type(value).__name__}")
+
+
+def _convert_list(item: Any, value: object) -> list[object]:
+    if not isinstance(value, list | tuple):
+        raise ManifestError(f"must be a list, got {type(value).__name__}")
+    out: list[object] = []
+    for i, v in enumerate(value):
+        try:
+            out.append(_convert(item, v))
+        except ManifestError as exc:
+            raise exc.at(i) from None
+    return out
+
+
+def _convert_dict(item: Any, value: object) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise ManifestError(f"must be an object, got {type(value).__name__}")
+    out: dict[str, object] = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise ManifestError(f"keys must be strings, got {k!r}")
+        try:
+            out[k] = _convert(item, v)
+        except ManifestError as exc:
+            raise exc.at(k) from None
+    return out
+
+
+def _convert_union(args: tuple[Any, ...], value: object) -> object:
+    if value is None:
+        if type(None) in args:
+            return None
+        raise ManifestError("must not be null")
+    classes = [a for a in args if isinstance(a, type) and is_dataclass(a)]
+    if classes:  # discriminated on `kind`, like pydantic's Field(discriminator="kind")
+        if isinstance(value, tuple(classes)):
+            return value
+        kinds = {f.default: c for c in classes for f in fields(c) if f.name == "kind"}
+        kind = value.get("kind") if isinstance(value, dict) else None
+        if kind not in kinds:
+            raise ManifestError(f"kind must be one of {', '.join(map(repr, kinds))}, got {kind!r}")
+        return _convert(kinds[kind], value)
+    # Scalars: an exact type match wins (pydantic's smart mode), then the first that converts.
+    for a in args:
+        if type(value) is a:
+            return value
+    errors = []
+    for a in args:
+        if a is not type(None):
+            try:
+                return _convert(a, value)
+            except ManifestError as exc:
+                errors.append(exc.msg)
+    raise ManifestError(" or ".join(errors))
+
+
+def _build[T](cls: type[T], data: dict[str, object]) -> T:
+    declared = fields(cls)  # type: ignore[arg-type]
+    unknown = sorted(set(data) - {f.name for f in declared})
+    if unknown:
+        raise ManifestError("unknown field").at(unknown[0])
+    for f in declared:
+        if f.name not in data and f.default is MISSING and f.default_factory is MISSING:
+            raise ManifestError("field required").at(f.name)
+    return cls(**data)
+
+
+class _Frozen:
+    """Checks (and, where a float field got an int, widens) every field when an instance is built."""
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in fields(self):  # type: ignore[arg-type]
+            name = f.name
+            try:
+                object.__setattr__(self, name, _convert(hints[name], getattr(self, name)))
+            except ManifestError as exc:
+                raise exc.at(name) from None
+        patterns: dict[str, str] = getattr(self, "_PATTERNS", {})
+        for name, pattern in patterns.items():
+            value = getattr(self, name)
+            if not re.fullmatch(pattern, value):
+                raise ManifestError(f"{value!r} does not match {pattern!r}", (name,))
+        try:
+            self._check()
+        except ManifestError:
+            raise
+        except ValueError as exc:
+            raise ManifestError(str(exc)) from None
+
+    def _check(self) -> None:
+        """Cross-field rules; raise ValueError."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class NumericBaseline(_Frozen):
     """Distribution of a numeric column in the reference (training) data.
 
@@ -45,15 +192,14 @@ class NumericBaseline(_Frozen):
     cut_points: list[float]
     counts: list[int]
 
-    @model_validator(mode="after")
-    def _bins_match(self) -> NumericBaseline:
+    def _check(self) -> None:
         if len(self.counts) != len(self.cut_points) + 1:
             raise ValueError("counts must have len(cut_points) + 1 entries")
         if any(b <= a for a, b in zip(self.cut_points, self.cut_points[1:], strict=False)):
             raise ValueError("cut_points must be strictly increasing")
-        return self
 
 
+@dataclass(frozen=True, kw_only=True)
 class CategoricalBaseline(_Frozen):
     """Category counts in the reference data (`missing` counts nulls)."""
 
@@ -63,13 +209,16 @@ class CategoricalBaseline(_Frozen):
     counts: dict[str, int]
 
 
-Baseline = Annotated[NumericBaseline | CategoricalBaseline, Field(discriminator="kind")]
+Baseline = NumericBaseline | CategoricalBaseline
 
 
+@dataclass(frozen=True, kw_only=True)
 class Feature(_Frozen):
     """One model input. Each feature is its own ONNX input tensor of shape [N, 1]."""
 
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    _PATTERNS = {"name": r"^[A-Za-z_][A-Za-z0-9_]*$"}
+
+    name: str
     dtype: Literal["float32", "float64", "int64", "string"]
     description: str = ""
     nullable: bool = False
@@ -87,8 +236,7 @@ class Feature(_Frozen):
     def tensor_name(self) -> str:
         return self.onnx_name or self.name
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Feature:
+    def _check(self) -> None:
         if self.is_categorical:
             if not self.categories:
                 raise ValueError(f"string feature {self.name!r} needs a non-empty categories list")
@@ -99,9 +247,9 @@ class Feature(_Frozen):
                 raise ValueError(f"numeric feature {self.name!r} cannot have categories")
             if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
                 raise ValueError(f"feature {self.name!r}: minimum > maximum")
-        return self
 
 
+@dataclass(frozen=True, kw_only=True)
 class ClassificationOutput(_Frozen):
     kind: Literal["classification"] = "classification"
     label_tensor: str
@@ -109,6 +257,7 @@ class ClassificationOutput(_Frozen):
     labels: list[str]
 
 
+@dataclass(frozen=True, kw_only=True)
 class RegressionOutput(_Frozen):
     kind: Literal["regression"] = "regression"
     value_tensor: str
@@ -116,15 +265,17 @@ class RegressionOutput(_Frozen):
     unit: str = ""
 
 
-Output = Annotated[ClassificationOutput | RegressionOutput, Field(discriminator="kind")]
+Output = ClassificationOutput | RegressionOutput
 
 
+@dataclass(frozen=True, kw_only=True)
 class Metric(_Frozen):
     name: str
     value: float
     higher_is_better: bool = True
 
 
+@dataclass(frozen=True, kw_only=True)
 class Training(_Frozen):
     dataset: str
     source: str
@@ -136,6 +287,7 @@ class Training(_Frozen):
     library_versions: dict[str, str]
 
 
+@dataclass(frozen=True, kw_only=True)
 class Lineage(_Frozen):
     created_at: str
     train_script: str
@@ -143,37 +295,45 @@ class Lineage(_Frozen):
     code_revision: str
 
 
+@dataclass(frozen=True, kw_only=True)
 class Baselines(_Frozen):
-    features: dict[str, Baseline]
-    output: Baseline
+    features: dict[str, NumericBaseline | CategoricalBaseline]
+    output: NumericBaseline | CategoricalBaseline
 
 
+@dataclass(frozen=True, kw_only=True)
 class GoldenSpec(_Frozen):
     file: str = GOLDEN_FILE
     probability_tolerance: float = 1e-4
     value_tolerance: float = 1e-3
 
 
+@dataclass(frozen=True, kw_only=True)
 class Manifest(_Frozen):
+    _PATTERNS = {
+        "name": r"^[a-z0-9][a-z0-9_-]*$",
+        "version": r"^\d+\.\d+\.\d+$",
+        "sha256": r"^[0-9a-f]{64}$",
+    }
+
     schema_version: Literal[1] = SCHEMA_VERSION
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    name: str
+    version: str
     description: str = ""
     model_file: str = "model.onnx"
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str
     # What to do with a request field that is not a feature: reject it (422) or ignore it.
     extra_fields: Literal["reject", "ignore"] = "reject"
     features: list[Feature]
-    output: Output
+    output: ClassificationOutput | RegressionOutput
     metrics: list[Metric]
     primary_metric: str
     training: Training
     lineage: Lineage
     baselines: Baselines
-    golden: GoldenSpec = GoldenSpec()
+    golden: GoldenSpec = field(default_factory=GoldenSpec)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Manifest:
+    def _check(self) -> None:
         names = [f.name for f in self.features]
         if not names or len(set(names)) != len(names):
             raise ValueError("features must be non-empty and uniquely named")
@@ -182,7 +342,6 @@ class Manifest(_Frozen):
         missing = set(names) - set(self.baselines.features)
         if missing:
             raise ValueError(f"baselines missing for features {sorted(missing)}")
-        return self
 
     @property
     def feature_names(self) -> list[str]:
@@ -193,9 +352,12 @@ class Manifest(_Frozen):
 
     def public(self) -> dict[str, object]:
         """The part of the manifest served at GET /model (everything but the raw baselines)."""
-        return self.model_dump(mode="json", exclude={"baselines"})
+        body = as_json(self)
+        del body["baselines"]
+        return body
 
 
+@dataclass(frozen=True, kw_only=True)
 class GoldenCase(_Frozen):
     instance: dict[str, float | int | str | None]
     # classification: {"label": str, "probabilities": {label: p}}; regression: {<output.name>: v},
@@ -203,6 +365,7 @@ class GoldenCase(_Frozen):
     expected: dict[str, object]
 
 
+@dataclass(frozen=True, kw_only=True)
 class GoldenSet(_Frozen):
     model_name: str
     model_version: str
@@ -210,12 +373,25 @@ class GoldenSet(_Frozen):
     cases: list[GoldenCase]
 
 
+def as_json(obj: _Frozen) -> dict[str, object]:
+    """A contract object as JSON-ready dicts and lists, fields in declaration order."""
+    body: dict[str, object] = asdict(obj)  # type: ignore[call-overload]
+    return body
+
+
+def _load[T](cls: type[T], path: Path) -> T:
+    data = json.loads(path.read_bytes())
+    if not isinstance(data, dict):
+        raise ManifestError(f"{path.name} must hold a JSON object")
+    return _build(cls, data)
+
+
 def load_manifest(model_dir: Path) -> Manifest:
-    return Manifest.model_validate_json((model_dir / MANIFEST_FILE).read_bytes())
+    return _load(Manifest, model_dir / MANIFEST_FILE)
 
 
 def load_golden(model_dir: Path, manifest: Manifest) -> GoldenSet:
-    return GoldenSet.model_validate_json((model_dir / manifest.golden.file).read_bytes())
+    return _load(GoldenSet, model_dir / manifest.golden.file)
 
 
 def dump_json(obj: object) -> str:

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
-from pydantic import ValidationError
 
 from onnxlambda.errors import ModelLoadError
 from onnxlambda.manifest import ClassificationOutput, Manifest, load_manifest
@@ -68,7 +67,7 @@ class ModelRuntime:
             manifest = load_manifest(model_dir)
         except FileNotFoundError as exc:
             raise ModelLoadError(f"no manifest.json in {model_dir}") from exc
-        except (ValidationError, ValueError) as exc:
+        except ValueError as exc:  # ManifestError, or JSON that does not parse
             raise ModelLoadError(f"manifest.json in {model_dir} is invalid: {exc}") from exc
         model_path = model_dir / manifest.model_file
         try:

@@ -20,7 +20,6 @@ import copy
 import csv
 import io
 import json
-import logging
 import queue
 import sys
 import threading
@@ -35,20 +34,14 @@ from urllib.parse import quote_plus
 import numpy as np
 
 from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
+from devtools.motoserver import function_env, moto_s3
 from devtools.procmem import peak_rss_mb, rss_mb, runtime_pid
-from devtools.rie import BUILD_DIR, BuiltFunction, EmulatedFunction, free_port
+from devtools.rie import BUILD_DIR, BuiltFunction, EmulatedFunction
 from onnxlambda.manifest import Manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT: dict[str, Any] = json.loads((ROOT / "events" / "s3_put_csv.json").read_text())
 BUCKET: str = EVENT["Records"][0]["s3"]["bucket"]["name"]
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +139,7 @@ def put_event(key: str, etag: str, size: int, version_id: str | None) -> dict[st
 
 
 def emulator_env(endpoint: str) -> dict[str, str]:
-    return {
-        **CREDENTIALS,
-        "AWS_ENDPOINT_URL_S3": endpoint,
-        "AWS_ENDPOINT_URL": endpoint,
-        "BATCH_PART_BYTES": str(5 * 1024 * 1024),
-    }
+    return function_env(endpoint, BATCH_PART_BYTES=str(5 * 1024 * 1024))
 
 
 def _rows_of_scored(data: bytes, key: str) -> list[int]:
@@ -268,8 +256,6 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    import boto3
-    from moto.server import ThreadedMotoServer
 
     from onnxlambda.manifest import load_manifest
 
@@ -285,21 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.files <= 1000 or not 1 <= args.workers <= 4 or args.max_rows > 200_000:
         parser.error("bounded on purpose: 1-1000 files, 1-4 workers, at most 200,000 rows a file")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's fake credentials
-        )
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    with moto_s3(BUCKET, versioned=True) as (endpoint, s3):
         function = BuiltFunction.from_build("BatchFunction", BUILD_DIR)
         model_dir = next(d / "model" for d in function.layer_dirs if (d / "model").is_dir())
         result = run(
@@ -313,8 +285,6 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             seed=args.seed,
         )
-    finally:
-        server.stop()
     print(result.line())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = asdict(result)

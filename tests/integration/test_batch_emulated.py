@@ -7,66 +7,43 @@ import copy
 import csv
 import io
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from devtools import batchload
 from devtools.batchdata import csv_bytes, csv_stream, jsonl_bytes, sample_rows
+from devtools.motoserver import function_env, moto_s3
 from devtools.procmem import peak_rss_mb, reset_peak, runtime_pid
-from devtools.rie import BuiltFunction, EmulatedFunction, free_port
+from devtools.rie import BuiltFunction, EmulatedFunction
 from onnxlambda.manifest import Manifest, load_manifest
 from tests.conftest import load_event
 
 EVENT = load_event("s3_put_csv")
 BUCKET = EVENT["Records"][0]["s3"]["bucket"]["name"]
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-}
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one log line per request otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+def moto_server() -> Iterator[tuple[str, Any]]:
+    with moto_s3(BUCKET, versioned=True) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def s3(moto_endpoint: str) -> Any:
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_bucket(Bucket=BUCKET)
-    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return client
+def moto_endpoint(moto_server: tuple[str, Any]) -> str:
+    return moto_server[0]
+
+
+@pytest.fixture(scope="module")
+def s3(moto_server: tuple[str, Any]) -> Any:
+    return moto_server[1]
 
 
 def emulator_env(moto_endpoint: str, **extra: str) -> dict[str, str]:
-    return {
-        **CREDENTIALS,
-        "AWS_ENDPOINT_URL_S3": moto_endpoint,
-        "AWS_ENDPOINT_URL": moto_endpoint,
-        "BATCH_PART_BYTES": str(5 * 1024 * 1024),
-        **extra,
-    }
+    return function_env(moto_endpoint, BATCH_PART_BYTES=str(5 * 1024 * 1024), **extra)
 
 
 @pytest.fixture(scope="module")

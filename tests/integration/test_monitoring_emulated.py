@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from devtools.motoserver import function_env, moto_s3
 from devtools.rie import BuiltFunction, EmulatedFunction
 from onnxlambda.manifest import load_manifest
 from onnxlambda.monitoring.monitor import MonitorSettings, evaluate
@@ -96,23 +97,8 @@ def test_captured_lines_from_the_built_function_feed_the_monitor(capturing_api: 
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[tuple[str, Any]]:
     """moto in server mode on loopback: the emulated function reaches it over HTTP."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
-    client.create_bucket(Bucket=BUCKET)
-    yield endpoint, client
-    server.stop()
+    with moto_s3(BUCKET) as server:
+        yield server
 
 
 BUCKET = "onnxlambda-capture-test"
@@ -137,13 +123,7 @@ def test_the_built_monitor_reads_captured_lines_from_s3_and_emits_metrics(
     )
     # WHEN the built monitor function runs under the emulator for the window holding them
     monitor = BuiltFunction.from_build("MonitorFunction", build_dir)
-    env = {
-        "CAPTURE_BUCKET": BUCKET,
-        "AWS_ENDPOINT_URL_S3": endpoint,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "MIN_SAMPLES": "5",
-    }
+    env = function_env(endpoint, CAPTURE_BUCKET=BUCKET, MIN_SAMPLES="5")
     schedule = load_event("monitor_schedule")
     schedule["time"] = (now + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
     with EmulatedFunction(monitor, extra_env=env) as emulated_monitor:

@@ -177,11 +177,8 @@ class V2Model:
             raise ProtocolError(400, "'id' must be a string")
         wanted = self._requested_outputs(request.get("outputs"))
         columns, rows = self._decode_inputs(request.get("inputs"), binary)
-        instances = [
-            dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
-        ]
         try:
-            batch = self.service.validator.validate(instances)
+            batch = self.service.validator.validate_table(columns, rows)
         except ServingError as err:
             raise ProtocolError.from_serving_error(err) from None
         prediction = self.service.runtime.run(batch.tensors)

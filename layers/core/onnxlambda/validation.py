@@ -94,11 +94,26 @@ class Validator:
         errors: list[FieldError] = []
         absent = self._check_keys(rows, errors)
         columns = {f.name: [row.get(f.name) for row in rows] for f in self._features}
-        tensors, missing = self._check_columns(columns, len(rows), errors, absent)
+        return self._all_or_nothing(columns, len(rows), errors, absent)
+
+    def validate_table(self, columns: Mapping[str, list[Any]], n: int) -> ValidatedBatch:
+        """All or nothing, like `validate`, for data that is already columnar with every feature
+        present (V2 tensors): no rows are built only to be taken apart again."""
+        self._check_row_count(n)
+        return self._all_or_nothing(columns, n, [], {})
+
+    def _all_or_nothing(
+        self,
+        columns: Mapping[str, list[Any]],
+        n: int,
+        errors: list[FieldError],
+        absent: dict[str, set[int]],
+    ) -> ValidatedBatch:
+        tensors, missing = self._check_columns(columns, n, errors, absent)
         if errors:
             errors.sort(key=lambda e: e.row if e.row is not None else -1)
             raise invalid(errors, self._max_details)
-        return ValidatedBatch(tensors, len(rows), ColumnHealth(len(rows), missing))
+        return ValidatedBatch(tensors, n, ColumnHealth(n, missing))
 
     def validate_partial(self, rows: Sequence[dict[str, Any]]) -> PartialBatch:
         """Row by row (batch files): tensors for the rows that pass, every problem of the others.
@@ -153,10 +168,7 @@ class Validator:
                 f"'instances' must be an array of objects, got {_type_name(rows)}",
                 [FieldError(None, "instances", "wrong_type", "expected an array of row objects")],
             )
-        if not rows:
-            raise invalid([FieldError(None, "instances", "empty", "at least one row is required")], 1)
-        if len(rows) > self._max_rows:
-            raise too_large("too_many_rows", f"{len(rows)} rows sent; at most {self._max_rows} per request")
+        self._check_row_count(len(rows))
         if not all(type(r) is dict for r in rows):
             bad = [
                 FieldError(i, "instances", "wrong_type", f"row must be an object, got {_type_name(r)}")
@@ -165,6 +177,12 @@ class Validator:
             ]
             raise invalid(bad, self._max_details)
         return rows
+
+    def _check_row_count(self, n: int) -> None:
+        if not n:
+            raise invalid([FieldError(None, "instances", "empty", "at least one row is required")], 1)
+        if n > self._max_rows:
+            raise too_large("too_many_rows", f"{n} rows sent; at most {self._max_rows} per request")
 
     def _check_keys(self, rows: list[dict[str, Any]], errors: list[FieldError]) -> dict[str, set[int]]:
         """Report missing and extra keys; return, per feature, the rows that lack it."""

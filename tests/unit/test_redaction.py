@@ -126,6 +126,33 @@ def test_a_422_on_redacted_fields_never_shows_their_values(
         assert "987654" not in text
 
 
+def test_a_v2_infer_error_on_redacted_fields_never_shows_their_values(
+    redacting_service: Service,
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a V2 inference request whose redacted tensors carry invalid values
+    event = load_event("v2_infer")
+    request = json.loads(event["body"])
+    for tensor in request["inputs"]:
+        if tensor["name"] == "island":
+            tensor["data"][0] = SECRET_CATEGORY
+        if tensor["name"] == "body_mass_g":
+            tensor["data"][1] = SECRET_NUMBER
+    event["body"] = json.dumps(request)
+    # WHEN the handler answers it
+    response = app.lambda_handler(event, lambda_context)
+    logged = capsys.readouterr().out
+    # THEN it is refused in the protocol's shape, naming the fields but not their values
+    assert response["statusCode"] == 422
+    message = json.loads(response["body"])["error"]
+    assert "island" in message
+    assert "body_mass_g" in message
+    for text in (logged, response["body"]):
+        assert SECRET_CATEGORY not in text
+        assert "987654" not in text
+
+
 def test_without_configuration_the_caller_sees_the_value(lambda_context: FakeLambdaContext) -> None:
     # GIVEN no redaction configured (the default) THEN the error names the bad value, as before
     response = app.lambda_handler(bad_event(), lambda_context)

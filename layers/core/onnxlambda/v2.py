@@ -180,7 +180,8 @@ class V2Model:
         try:
             batch = self.service.validator.validate_table(columns, rows)
         except ServingError as err:
-            raise ProtocolError.from_serving_error(err) from None
+            # REDACT_FIELDS holds here as on /predict; `from None` keeps the values out of tracebacks.
+            raise ProtocolError.from_serving_error(self.service.redactor.error(err)) from None
         prediction = self.service.runtime.run(batch.tensors)
         outputs = self._encode_outputs(prediction, rows, wanted)
         response: dict[str, Any] = {"model_name": self.name, "model_version": self.version}

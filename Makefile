@@ -23,9 +23,11 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements-dev.txt layers/core/requirements.txt
+$(VENV)/.installed: requirements-dev.txt layers/core/requirements.txt pyproject.toml
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	# The project itself, editable: the `onnxlambda` command (cli/) over the runtime package.
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 .venv-sam/.installed: requirements-sam.txt
@@ -65,7 +67,7 @@ load: build  ## longer load test through the local HTTP front (LOAD_SECONDS, LOA
 		--workers $${LOAD_WORKERS:-2} --max-requests $${LOAD_MAX_REQUESTS:-20000}
 
 load-batch: build  ## many batch files at once under the emulator, every row accounted for (BATCH_LOAD_FILES, _MAX_ROWS, _WORKERS)
-	PYTHONPATH=layers/core:. $(PY) -m devtools.batchload --files $${BATCH_LOAD_FILES:-120} --min-rows $${BATCH_LOAD_MIN_ROWS:-2000} \
+	PYTHONPATH=layers/core:cli:. $(PY) -m devtools.batchload --files $${BATCH_LOAD_FILES:-120} --min-rows $${BATCH_LOAD_MIN_ROWS:-2000} \
 		--max-rows $${BATCH_LOAD_MAX_ROWS:-20000} --workers $${BATCH_LOAD_WORKERS:-2}
 
 lint: setup  ## ruff (lint + format check)
@@ -73,7 +75,7 @@ lint: setup  ## ruff (lint + format check)
 	$(PY) -m ruff format --check .
 
 typecheck: setup  ## mypy --strict
-	$(PY) -m mypy layers/core/onnxlambda layers/core/lazy_init.py functions devtools models tests bench
+	$(PY) -m mypy layers/core/onnxlambda layers/core/lazy_init.py cli/onnxlambda_cli functions devtools models tests bench
 
 unit: setup  ## unit tests only (no build)
 	$(PY) -m pytest tests -m "not integration"
@@ -83,7 +85,7 @@ test: lint typecheck validate scan build  ## everything CI runs: lint, types, te
 
 # Not part of `make test`: timings on a shared machine are for reading, never for asserting.
 bench: build  ## benchmark vs same-run baselines under the emulator -> bench/out/report.md (BENCH_QUICK=1: smoke run)
-	PYTHONPATH=layers/core $(PY) -m bench
+	PYTHONPATH=layers/core:cli:. $(PY) -m bench
 
 model: setup  ## retrain the example models (byte-identical artifacts)
 	$(PY) models/penguins/train.py
@@ -96,28 +98,28 @@ RELEASE_TARGET = $(if $(FUNCTION),--function $(FUNCTION),--config-env $(ENV))
 
 deploy: build  ## sam deploy ENV=dev|prod, stamping model version, sha256 and git revision on the new version
 	$(SAM) deploy --config-env $(if $(filter dev,$(ENV)),default,$(ENV)) \
-		--parameter-overrides "$$($(PY) -m devtools.release params --config-env $(ENV) --model $(MODEL))"
+		--parameter-overrides "$$($(VENV)/bin/onnxlambda release params --config-env $(ENV) --model $(MODEL))"
 
 status: setup  ## which version and model each alias serves (ENV=dev|prod or FUNCTION=name)
-	$(PY) -m devtools.release status $(RELEASE_TARGET)
+	$(VENV)/bin/onnxlambda release status $(RELEASE_TARGET)
 
 rollback: setup  ## point `live` back: previous version, or TO=<version> (ENV=dev|prod or FUNCTION=name)
-	$(PY) -m devtools.release rollback $(RELEASE_TARGET) --to $(or $(TO),previous)
+	$(VENV)/bin/onnxlambda release rollback $(RELEASE_TARGET) --to $(or $(TO),previous)
 
 changelog: setup  ## CHANGELOG entry for models/$(MODEL) vs OLD=<manifest path or git:REV> [WHY="..."]
-	$(PY) -m devtools.changelog $(if $(OLD),$(OLD),--initial) models/$(MODEL)/manifest.json $(if $(WHY),--why "$(WHY)")
+	$(VENV)/bin/onnxlambda changelog $(if $(OLD),$(OLD),--initial) models/$(MODEL)/manifest.json $(if $(WHY),--why "$(WHY)")
 
 openapi: setup  ## regenerate models/<name>/openapi.json from the routes + manifests (then bump CONTRACT_VERSION)
-	PYTHONPATH=layers/core:. $(PY) -m devtools.openapi
+	PYTHONPATH=. $(VENV)/bin/onnxlambda openapi  # imports functions/api/app.py for the routes
 
 bench-monitoring: setup  ## latency added to /predict by per-request metrics and data capture (in process)
-	PYTHONPATH=layers/core:. $(PY) -m bench.monitoring_overhead
+	PYTHONPATH=layers/core:cli:. $(PY) -m bench.monitoring_overhead
 
 bench-compare: build  ## same-run before/after of the API function: BEFORE=<another sam build dir> (bench/compare.py)
-	PYTHONPATH=layers/core:. $(PY) -m bench.compare $(BEFORE) $(BENCH_ARGS)
+	PYTHONPATH=layers/core:cli:. $(PY) -m bench.compare $(BEFORE) $(BENCH_ARGS)
 
 bench-batch: build  ## batch scoring benchmark: rows/s end to end vs bare onnxruntime and the floor; peak memory 1x/10x/100x
-	PYTHONPATH=layers/core:. $(PY) -m bench.batch_throughput $(BENCH_ARGS)
+	PYTHONPATH=layers/core:cli:. $(PY) -m bench.batch_throughput $(BENCH_ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -35,11 +35,12 @@ from moto.server import ThreadedMotoServer
 from devtools.batchdata import csv_stream
 from devtools.procmem import peak_rss_mb, reset_peak, runtime_pid
 from devtools.rie import BuiltFunction, EmulatedFunction, free_port
-from onnxlambda.batch import BatchConfig, _Scorer
-from onnxlambda.batch_io import CsvReader, byte_chunks, text_lines
-from onnxlambda.manifest import Manifest
-from onnxlambda.runtime import ModelRuntime
-from onnxlambda.validation import Validator
+from onnxlambda.batch.files import byte_chunks, text_lines
+from onnxlambda.batch.readers import CsvReader
+from onnxlambda.batch.scoring import BatchConfig, _Scorer
+from onnxlambda.contract.manifest import Manifest
+from onnxlambda.serving.runtime import ModelRuntime
+from onnxlambda.serving.validation import Validator
 from tests.conftest import load_event
 
 CHUNK = BatchConfig().chunk_rows

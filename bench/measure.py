@@ -21,9 +21,9 @@ import numpy as np
 import onnxruntime as ort
 
 from devtools.rie import BuiltFunction, EmulatedFunction
-from onnxlambda.config import ort_threads
-from onnxlambda.runtime import ModelRuntime
-from onnxlambda.validation import Validator
+from onnxlambda.serving.runtime import ModelRuntime
+from onnxlambda.serving.validation import Validator
+from onnxlambda.settings import ort_threads
 
 EVENT_TEMPLATE = Path(__file__).resolve().parent.parent / "events" / "api_predict_one.json"
 

@@ -39,7 +39,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 from functions.api import app  # noqa: E402 - the environment first, as on Lambda
 from functions.api.observe import observer  # noqa: E402
 from onnxlambda.monitoring.capture import Capturer, CaptureSettings  # noqa: E402
-from onnxlambda.service import get_service  # noqa: E402
+from onnxlambda.serving.service import get_service  # noqa: E402
 from tests.conftest import FakeLambdaContext, golden_rows, load_event  # noqa: E402
 
 VARIANTS: dict[str, tuple[bool, float]] = {

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxlambda.manifest import CategoricalBaseline, Manifest, NumericBaseline
+from onnxlambda.contract.manifest import CategoricalBaseline, Manifest, NumericBaseline
 
 
 def sample_columns(manifest: Manifest, n: int, seed: int = 0) -> dict[str, list[Any]]:

@@ -37,7 +37,7 @@ from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
 from devtools.motoserver import function_env, moto_s3
 from devtools.procmem import peak_rss_mb, rss_mb, runtime_pid
 from devtools.rie import BUILD_DIR, BuiltFunction, EmulatedFunction
-from onnxlambda.manifest import Manifest
+from onnxlambda.contract.manifest import Manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENT: dict[str, Any] = json.loads((ROOT / "events" / "s3_put_csv.json").read_text())
@@ -257,7 +257,7 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
 
-    from onnxlambda.manifest import load_manifest
+    from onnxlambda.contract.manifest import load_manifest
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -4,8 +4,8 @@ Everything a training script writes goes through here so that every model ships 
 artifact set, built the same way:
 
     model.onnx      the exported graph (one ONNX input per feature, shape [N, 1])
-    manifest.json   onnxlambda.manifest.Manifest
-    golden.json     onnxlambda.manifest.GoldenSet
+    manifest.json   onnxlambda.contract.manifest.Manifest
+    golden.json     onnxlambda.contract.manifest.GoldenSet
     MODEL_CARD.md   human-readable summary generated from the manifest
 
 Reproducibility: all artifacts are a pure function of (training script, this file, pinned
@@ -49,7 +49,7 @@ from sklearn.metrics import (
     r2_score,
 )
 
-from onnxlambda.manifest import (
+from onnxlambda.contract.manifest import (
     MANIFEST_FILE,
     Baselines,
     CategoricalBaseline,

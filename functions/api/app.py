@@ -16,12 +16,13 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from onnxlambda import jsoncodec
-from onnxlambda.config import Settings
-from onnxlambda.errors import ServingError, malformed, not_ready, too_large
-from onnxlambda.redaction import WithholdExceptionMessages
-from onnxlambda.service import Service, get_service, load_error
-from onnxlambda.tracing import make_tracer
+from onnxlambda.codecs import fastjson
+from onnxlambda.contract.errors import ServingError, malformed, not_ready, too_large
+from onnxlambda.contract.manifest import OPENAPI_FILE
+from onnxlambda.contract.redaction import WithholdExceptionMessages
+from onnxlambda.serving.service import Service, get_service, load_error
+from onnxlambda.serving.tracing import make_tracer
+from onnxlambda.settings import Settings
 
 if __package__:  # imported as functions.api.app (tests, tools)
     from functions.api.feedback import router as feedback_router
@@ -58,8 +59,8 @@ logger.append_keys(function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION"
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:
-    # orjson: ~10x json.dumps on a 1,000-row answer (onnxlambda.jsoncodec).
-    return Response(status_code=status, content_type=JSON, body=jsoncodec.dumps(body), headers=headers)
+    # orjson: ~10x json.dumps on a 1,000-row answer (onnxlambda.codecs.fastjson).
+    return Response(status_code=status, content_type=JSON, body=fastjson.dumps(body), headers=headers)
 
 
 def _error(err: ServingError) -> Response[str]:
@@ -118,10 +119,8 @@ def model() -> Response[str]:
 
 @app.get("/openapi.json", summary="This API's contract (built by `make openapi`)", tags=["ops"])
 def openapi() -> Response[str]:
-    from onnxlambda.openapi import read_document  # not at init: only this route needs it
-
     try:  # built beside the manifest at build time; never generated here (cold start)
-        return Response(200, JSON, read_document(settings.model_dir).decode("utf-8"))
+        return Response(200, JSON, (settings.model_dir / OPENAPI_FILE).read_text(encoding="utf-8"))
     except OSError as exc:
         raise not_ready(f"no OpenAPI document in the model directory: {exc.strerror}") from exc
 

@@ -15,12 +15,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
-from onnxlambda.errors import FieldError, ServingError, malformed
-from onnxlambda.feedback import parse_feedback
-from onnxlambda.manifest import ClassificationOutput, Manifest
+from onnxlambda.codecs.feedback import parse_feedback
+from onnxlambda.contract.errors import FieldError, ServingError, malformed
+from onnxlambda.contract.manifest import ClassificationOutput, Manifest
 from onnxlambda.monitoring import metrics as names
 from onnxlambda.monitoring.capture import write_feedback
-from onnxlambda.service import get_service
+from onnxlambda.serving.service import get_service
 
 metrics = Metrics()  # shares its metric set with app.py's instance (Powertools class state)
 
@@ -45,8 +45,8 @@ def checked_actual(manifest: Manifest, actual: Any) -> str | float:
 
 @router.post("/feedback", summary="Report the actual outcome of a prediction", tags=["monitoring"])
 def feedback() -> Response[str]:
-    # The body is checked by hand (onnxlambda.feedback), so no route needs Powertools' per-request
-    # validation middleware (app.py: enable_validation=False). Its schema: onnxlambda.openapi.
+    # The body is checked by hand (onnxlambda.codecs.feedback), so no route needs Powertools' per-request
+    # validation middleware (app.py: enable_validation=False). Its schema: onnxlambda_cli.openapi.document.
     try:
         text = router.current_event.decoded_body  # UTF-8 errors: app.py's handler answers 400
     except binascii.Error:  # not UnicodeDecodeError (also a ValueError): that one is app.py's

@@ -13,10 +13,10 @@ from typing import Any
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from onnxlambda.errors import ServingError
+from onnxlambda.contract.errors import ServingError
 from onnxlambda.monitoring import metrics as names
 from onnxlambda.monitoring.capture import Capturer, CaptureSettings
-from onnxlambda.service import PredictOutcome, Service
+from onnxlambda.serving.service import PredictOutcome, Service
 
 metrics = Metrics()
 _UNITS = {"Count": MetricUnit.Count, "Milliseconds": MetricUnit.Milliseconds, "None": MetricUnit.NoUnit}

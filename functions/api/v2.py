@@ -1,5 +1,5 @@
 """Open Inference Protocol (KServe V2) REST routes: transport only, the protocol lives in
-onnxlambda.v2. Included by app.py with `app.include_router(router)`.
+onnxlambda.codecs.v2. Included by app.py with `app.include_router(router)`.
 
 Every answer of these routes, errors included, is the protocol's shape: `{"error": "..."}` with
 the status the core chose (400 structure, 404 unknown model or version, 413, 422 values, 503).
@@ -18,13 +18,13 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.metrics import MetricUnit
 
-from onnxlambda.errors import ServingError
-from onnxlambda.service import get_service
+from onnxlambda.contract.errors import ServingError
+from onnxlambda.serving.service import get_service
 
 if TYPE_CHECKING:
-    from onnxlambda.v2 import V2Model
+    from onnxlambda.codecs.v2 import V2Model
 
-# onnxlambda.v2 is imported on the first V2 request, not at cold start: the layer ships no .pyc,
+# onnxlambda.codecs.v2 is imported on the first V2 request, not at cold start: the layer ships no .pyc,
 # so every module imported at init is compiled there (~13 ms for v2.py on the dev machine).
 
 logger = Logger(child=True)
@@ -40,7 +40,7 @@ def _json(status: int, body: dict[str, Any]) -> Response[str]:
 
 def _answer(route: Callable[[], dict[str, Any]]) -> Response[str]:
     """Answer the route's dict as 200 JSON and every failure in the protocol's error format."""
-    from onnxlambda.v2 import ProtocolError
+    from onnxlambda.codecs.v2 import ProtocolError
 
     try:
         return _json(200, route())
@@ -65,7 +65,7 @@ def _request_id() -> str:
 
 
 def _model(model_name: str, model_version: str | None = None) -> V2Model:
-    from onnxlambda.v2 import v2_model
+    from onnxlambda.codecs.v2 import v2_model
 
     model = v2_model(get_service())
     model.check(model_name, model_version)
@@ -79,7 +79,7 @@ def _raw_body() -> bytes:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            from onnxlambda.v2 import ProtocolError
+            from onnxlambda.codecs.v2 import ProtocolError
 
             raise ProtocolError(400, "body is not valid base64") from None
     return body.encode("utf-8")
@@ -94,7 +94,7 @@ def _infer(model_name: str, model_version: str | None) -> dict[str, Any]:
 
 @router.get("/v2", summary="Server metadata", tags=TAGS)
 def metadata_server() -> Response[str]:
-    from onnxlambda.v2 import server_metadata
+    from onnxlambda.codecs.v2 import server_metadata
 
     return _answer(server_metadata)
 

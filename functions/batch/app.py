@@ -1,4 +1,4 @@
-"""Batch function: S3 ObjectCreated (input prefix) -> onnxlambda.batch.score_object per record.
+"""Batch function: S3 ObjectCreated (input prefix) -> onnxlambda.batch.scoring.score_object per record.
 
 Transport only: read the event, call the core with an S3 client, log and count. What to do with
 bad rows, unreadable files and the time budget is decided in the core (layers/core/onnxlambda/
@@ -17,13 +17,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from onnxlambda.batch import BatchConfig, score_object
-from onnxlambda.batch_s3 import S3ClientSettings
-from onnxlambda.batch_s3 import s3_client as build_s3_client
-from onnxlambda.config import Settings
-from onnxlambda.errors import ServingError
-from onnxlambda.redaction import WithholdExceptionMessages
-from onnxlambda.service import get_service, load_error
+from onnxlambda.batch.s3 import S3ClientSettings
+from onnxlambda.batch.s3 import s3_client as build_s3_client
+from onnxlambda.batch.scoring import BatchConfig, score_object
+from onnxlambda.contract.errors import ServingError
+from onnxlambda.contract.redaction import WithholdExceptionMessages
+from onnxlambda.serving.service import get_service, load_error
+from onnxlambda.settings import Settings
 
 logger = Logger()
 metrics = Metrics()

@@ -13,9 +13,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from onnxlambda.config import Settings
-from onnxlambda.manifest import load_manifest
+from onnxlambda.contract.manifest import load_manifest
 from onnxlambda.monitoring.monitor import MonitorSettings, run, summary_key
+from onnxlambda.settings import Settings
 
 logger = Logger()
 metrics = Metrics()

@@ -13,9 +13,9 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from onnxlambda.config import Settings
-from onnxlambda.golden_gate import GateResult, lambda_invoker, run_golden_gate
-from onnxlambda.manifest import load_golden, load_manifest
+from onnxlambda.contract.manifest import load_golden, load_manifest
+from onnxlambda.release.gate import GateResult, lambda_invoker, run_golden_gate
+from onnxlambda.settings import Settings
 
 logger = Logger()
 # Created on first use so tests (and moto) can put their own clients here first.

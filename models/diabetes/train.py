@@ -38,7 +38,7 @@ from models._common import (
     run,
     sklearn_frame,
 )
-from onnxlambda.manifest import RegressionOutput
+from onnxlambda.contract.manifest import RegressionOutput
 
 # Release time of this model version. Fixed (not "now") so re-training is byte-identical;
 # bump it together with VERSION.

@@ -42,7 +42,7 @@ from models._common import (
     run,
     sklearn_frame,
 )
-from onnxlambda.manifest import ClassificationOutput
+from onnxlambda.contract.manifest import ClassificationOutput
 
 # Release time of this model version. Fixed (not "now") so re-training is byte-identical;
 # bump it together with VERSION.

@@ -19,7 +19,7 @@ from devtools.batchdata import csv_bytes, csv_stream, jsonl_bytes, sample_rows
 from devtools.motoserver import function_env, moto_s3
 from devtools.procmem import peak_rss_mb, reset_peak, runtime_pid
 from devtools.rie import BuiltFunction, EmulatedFunction
-from onnxlambda.manifest import Manifest, load_manifest
+from onnxlambda.contract.manifest import Manifest, load_manifest
 from tests.conftest import load_event
 
 EVENT = load_event("s3_put_csv")

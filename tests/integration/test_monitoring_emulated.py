@@ -14,7 +14,7 @@ import pytest
 
 from devtools.motoserver import function_env, moto_s3
 from devtools.rie import BuiltFunction, EmulatedFunction
-from onnxlambda.manifest import load_manifest
+from onnxlambda.contract.manifest import load_manifest
 from onnxlambda.monitoring.monitor import MonitorSettings, evaluate
 from onnxlambda.monitoring.window import Records
 from tests.conftest import MODELS, load_event

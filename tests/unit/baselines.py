@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from onnxlambda.drift import numeric_bins
-from onnxlambda.manifest import NumericBaseline
+from onnxlambda.contract.manifest import NumericBaseline
+from onnxlambda.monitoring.drift import numeric_bins
 
 
 def numeric_baseline(reference: npt.NDArray[np.float64], bins: int = 10) -> NumericBaseline:

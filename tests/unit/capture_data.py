@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from onnxlambda.manifest import CategoricalBaseline, ClassificationOutput, Manifest, NumericBaseline
+from onnxlambda.contract.manifest import CategoricalBaseline, ClassificationOutput, Manifest, NumericBaseline
 
 
 def _draw_numeric(b: NumericBaseline, rng: np.random.Generator, n: int) -> list[float]:

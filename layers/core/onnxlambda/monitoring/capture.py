@@ -18,7 +18,7 @@ Record shapes (one per line, `schema` 1):
 Only the manifest's features are captured (an ignored extra request field never is). Left out
 entirely, and named in `redacted`, are the union of two lists:
 - REDACT_FIELDS (template parameter RedactFields): the deployment's sensitive fields, whose values
-  never leave the request (not in logs, error bodies, or captures: onnxlambda.redaction);
+  never leave the request (not in logs, error bodies, or captures: onnxlambda.contract.redaction);
 - CAPTURE_REDACT_FIELDS (CaptureRedactFields): features kept out of the capture only (their
   values may still appear in error messages), e.g. a field nobody needs to monitor.
 A field is never captured if either list names it; neither list can re-enable the other's.
@@ -37,8 +37,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from onnxlambda.manifest import Manifest
-from onnxlambda.redaction import parse_fields
+from onnxlambda.contract.manifest import Manifest
+from onnxlambda.contract.redaction import parse_fields
 
 SCHEMA: Final = 1
 INFERENCE: Final = "inference"

@@ -1,7 +1,7 @@
 """Drift decisions for one monitoring window, on binned counts against the manifest's baseline.
 
 Binning and the statistics (PSI, Jensen-Shannon distance, chi-square, L-infinity, their smoothing
-and log bases) live in `onnxlambda.drift`, the one implementation the batch summaries use too;
+and log bases) live in `onnxlambda.monitoring.drift`, the one implementation the batch summaries use too;
 they are re-exported here for the monitor's callers. This module adds what only a monitor needs:
 categories new in the window kept as their own bins, and decisions that scale with the window.
 
@@ -23,7 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from onnxlambda.drift import (
+from onnxlambda.contract.manifest import CategoricalBaseline, NumericBaseline
+from onnxlambda.monitoring.drift import (
     chi2_homogeneity,
     chi2_ppf,
     chi2_sf,
@@ -34,7 +35,6 @@ from onnxlambda.drift import (
     numeric_bins,
     psi,
 )
-from onnxlambda.manifest import CategoricalBaseline, NumericBaseline
 
 
 @dataclass(frozen=True, slots=True)

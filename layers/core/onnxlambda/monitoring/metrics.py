@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal
 
-from onnxlambda.errors import ServingError
-from onnxlambda.manifest import ClassificationOutput, Manifest
+from onnxlambda.contract.errors import ServingError
+from onnxlambda.contract.manifest import ClassificationOutput, Manifest
 
 Unit = Literal["Count", "Milliseconds", "None"]
 MetricValues = dict[str, tuple[Unit, float]]

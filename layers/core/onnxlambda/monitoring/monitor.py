@@ -2,7 +2,7 @@
 
 `evaluate` is pure (records in, metrics and a summary out); `run` adds the S3 reading. The monitor
 function (functions/monitor/app.py) emits the metrics as EMF and stores the summary, which
-`python -m devtools.drift_report --summary` renders.
+`onnxlambda drift-report --summary` renders.
 
 Windows tile: the window ends `delivery_delay` before the run (Firehose buffering and the log
 subscription deliver late) and is as long as the schedule period, so a record is judged once.
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from onnxlambda.manifest import CategoricalBaseline, ClassificationOutput, Manifest, NumericBaseline
+from onnxlambda.contract.manifest import CategoricalBaseline, ClassificationOutput, Manifest, NumericBaseline
 from onnxlambda.monitoring import metrics as m
 from onnxlambda.monitoring import performance
 from onnxlambda.monitoring.detectors import (

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from onnxlambda.manifest import ClassificationOutput, Manifest, Metric
+from onnxlambda.contract.manifest import ClassificationOutput, Manifest, Metric
 
 CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "log_loss")
 REGRESSION_METRICS = ("mae", "rmse", "r2")

@@ -1,0 +1,119 @@
+"""Build the OpenAPI document of each model (run by `make openapi`; never shipped, never at import).
+
+    onnxlambda openapi                 # write models/<name>/openapi.json for every model
+    onnxlambda openapi --check         # exit 1 if a committed document is stale
+
+models/openapi.lock.json pins CONTRACT_VERSION to a fingerprint of each document (without its
+info.version). Writing a document whose content changed while CONTRACT_VERSION still equals the
+locked one is refused: every contract change comes with a version bump, by the rule in
+onnxlambda/openapi.py.
+
+The routes come from the API function's Powertools resolver; the schemas and examples from each
+model's manifest and golden set (onnxlambda_cli.openapi.document.build_document). The model layer ships the
+document beside the manifest, and GET /openapi.json serves it verbatim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from onnxlambda.codecs.v2 import V2Model
+from onnxlambda.contract.manifest import OPENAPI_FILE, load_golden
+from onnxlambda.serving.runtime import ModelRuntime
+from onnxlambda.serving.service import Service
+from onnxlambda.settings import Settings
+from onnxlambda_cli.openapi.document import CONTRACT_VERSION, build_document, render
+
+ROOT = Path(__file__).resolve().parents[3]  # the repository (cli/onnxlambda_cli/openapi/<this file>)
+MODELS = ROOT / "models"
+LOCK = MODELS / "openapi.lock.json"
+STALE = "is stale: regenerate with `make openapi` and bump info.version (CONTRACT_VERSION) by the rule"
+UNBUMPED = (
+    "the contract changed but CONTRACT_VERSION is still {version}: bump it in "
+    "layers/core/onnxlambda/openapi.py by the rule there (MAJOR breaks a caller, MINOR adds, "
+    "PATCH documents), then run `make openapi` again"
+)
+
+
+def _routes_skeleton() -> dict[str, Any]:
+    # Importing the handler loads a model (MODEL_DIR); any shipped model will do for the routes.
+    os.environ.setdefault("MODEL_DIR", str(MODELS / "penguins"))
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    from functions.api.app import app
+
+    skeleton: dict[str, Any] = json.loads(app.get_openapi_json_schema(title="onnxlambda", version="0"))
+    return skeleton
+
+
+def generate(model_dir: Path) -> str:
+    """The document for the model in `model_dir`, as the committed file's text."""
+    defaults = Settings.from_env()
+    runtime = ModelRuntime.load(model_dir)
+    service = Service(runtime, defaults)
+    golden = load_golden(model_dir, runtime.manifest)
+    doc = build_document(
+        _routes_skeleton(),
+        runtime.manifest,
+        golden,
+        V2Model(service).metadata(),
+        max_rows=defaults.max_rows,
+    )
+    return render(doc)
+
+
+def model_dirs() -> list[Path]:
+    return sorted(p.parent for p in MODELS.glob("*/manifest.json"))
+
+
+def fingerprint(text: str) -> str:
+    """What the contract says, without the version that names it."""
+    doc = json.loads(text)
+    doc["info"].pop("version", None)
+    return hashlib.sha256(render(doc).encode()).hexdigest()
+
+
+def read_lock(lock: Path = LOCK) -> dict[str, Any]:
+    if not lock.exists():
+        return {"contract_version": None, "documents": {}}
+    data: dict[str, Any] = json.loads(lock.read_text())
+    return data
+
+
+def update(texts: dict[Path, str], lock: Path = LOCK, version: str = CONTRACT_VERSION) -> int:
+    """Write the documents and the lock, unless their content changed without a version bump."""
+    locked = read_lock(lock)
+    prints = {path.parent.name: fingerprint(text) for path, text in texts.items()}
+    if prints != locked["documents"] and locked["contract_version"] == version:
+        print(UNBUMPED.format(version=version), file=sys.stderr)
+        return 1
+    for path, text in texts.items():
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote {path}")
+    lock.write_text(render({"contract_version": version, "documents": prints}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="fail if a committed document differs")
+    args = parser.parse_args(argv)
+    texts = {model_dir / OPENAPI_FILE: generate(model_dir) for model_dir in model_dirs()}
+    if not args.check:
+        return update(texts)
+    stale = [path for path, text in texts.items() if not path.exists() or path.read_text() != text]
+    for path in stale:
+        print(f"{path.relative_to(ROOT)} {STALE}", file=sys.stderr)
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,491 @@
+"""Batch scoring of one S3 object: stream it in chunks, score, write output, errors and a summary.
+
+One object in, three objects out under the output prefix, at keys derived from the input key,
+its ETag and the model version (so a retry of the same event overwrites, never duplicates):
+
+    <output prefix><input key minus input prefix>/etag=<etag>/model=<name>-<version>/
+        scored.csv|scored.jsonl   one row per scored input row: row number, id, pass-through, prediction
+        errors.jsonl              one line per rejected row: row, line, every reason, the raw input
+        summary.json              counts, duration, model identity, drift (PSI/JS, bin counts) vs the manifest
+
+Memory is bounded by the chunk size and the multipart part size, not by the file: rows are
+read, validated, scored and written one chunk at a time.
+
+Failure policy:
+- a bad row: rejected into errors.jsonl, the rest is scored;
+- a file that cannot be read (empty, not UTF-8, binary, no header, missing columns, unknown
+  format): no scored file; summary.json with status "failed" and the reason; input untouched;
+- the time budget running out: the same clear failure report (status "failed",
+  code "time_budget_exceeded") written before Lambda would kill the invocation;
+- anything else (S3 unreachable or throttling after the client's retries, access denied, a
+  bug): parts are aborted and the exception is raised, so Lambda retries the event and finally
+  sends it to the on-failure destination.
+
+What a consumer may rely on (the completion contract): the scored and errors files appear only
+when their upload completes, and that happens only after the whole input was read and scored;
+errors.jsonl is completed first, then the scored file, then summary.json is written last. So
+summary.json with status "succeeded" is the marker that the two files hold every row; a run
+killed at any point before it (Lambda's timeout, a crash) leaves no scored file or an older
+complete one of the same input, never a partial one, and the retried event rewrites all three.
+
+Rows written to errors.jsonl pass through the configured `Redactor` (REDACT_FIELDS): a
+redacted field's value and any message quoting it are replaced; raw input that cannot be
+mapped to fields (a CSV record with the wrong field count, a line that is not a JSON object)
+is withheld whole while redaction is configured.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from onnxlambda.batch.files import CONTENT_TYPES, FileError, Format, byte_chunks, detect_format, text_lines
+from onnxlambda.batch.readers import Chunk, CsvReader, RejectedRow, reader_for
+from onnxlambda.batch.writer import MIN_PART_BYTES, MultipartWriter, S3Client
+from onnxlambda.contract.manifest import ClassificationOutput, Manifest
+from onnxlambda.contract.redaction import REDACTED, Redactor
+from onnxlambda.monitoring.drift import BinnedCounts, min_count
+from onnxlambda.serving.runtime import ModelRuntime, Prediction
+from onnxlambda.serving.validation import PartialBatch, Validator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchConfig:
+    input_prefix: str = "incoming/"
+    output_prefix: str = "scored/"
+    bucket: str | None = None  # when set, events for any other bucket are refused
+    chunk_rows: int = 10_000
+    part_bytes: int = 8 * 1024 * 1024
+    # Stop this long before the Lambda timeout: enough to abort uploads and write the report.
+    time_margin_ms: int = 20_000
+    id_column: str | None = "id"
+    # Refuse larger objects up front (0: no limit): set it from the measured throughput so a
+    # file that cannot finish in one invocation fails in a second, not after 15 minutes.
+    max_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.input_prefix or not self.output_prefix:
+            raise ValueError("input and output prefixes must be non-empty")
+        if self.input_prefix.startswith(self.output_prefix) or self.output_prefix.startswith(
+            self.input_prefix
+        ):
+            # Output written under the input prefix would trigger the function again, forever.
+            raise ValueError(
+                f"input prefix {self.input_prefix!r} and output prefix {self.output_prefix!r} overlap"
+            )
+        if self.chunk_rows < 1:
+            raise ValueError("chunk_rows must be positive")
+        if self.part_bytes < MIN_PART_BYTES:
+            raise ValueError(f"part_bytes must be at least {MIN_PART_BYTES}")
+
+    @classmethod
+    def from_env(cls) -> BatchConfig:
+        env = os.environ
+        d = cls()
+        return cls(
+            input_prefix=env.get("BATCH_INPUT_PREFIX") or d.input_prefix,
+            output_prefix=env.get("BATCH_OUTPUT_PREFIX") or d.output_prefix,
+            bucket=env.get("BATCH_BUCKET") or None,
+            chunk_rows=int(env.get("BATCH_CHUNK_ROWS") or d.chunk_rows),
+            part_bytes=int(env.get("BATCH_PART_BYTES") or d.part_bytes),
+            time_margin_ms=int(env.get("BATCH_TIME_MARGIN_MS") or d.time_margin_ms),
+            id_column=env.get("BATCH_ID_COLUMN", "id") or None,
+            max_bytes=int(env.get("BATCH_MAX_BYTES") or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutputKeys:
+    base: str
+    scored: str
+    errors: str
+    summary: str
+
+
+def output_keys(config: BatchConfig, key: str, etag: str, manifest: Manifest, fmt: str | None) -> OutputKeys:
+    """Deterministic output location: same input object and model version, same keys."""
+    relative = key[len(config.input_prefix) :]
+    base = f"{config.output_prefix}{relative}/etag={etag}/model={manifest.name}-{manifest.version}/"
+    ext = "jsonl" if fmt == "jsonl" else "csv"
+    return OutputKeys(base, f"{base}scored.{ext}", f"{base}errors.jsonl", f"{base}summary.json")
+
+
+def refusal(config: BatchConfig, bucket: str, key: str) -> str | None:
+    """Why this object must not be processed (recursion guard), or None."""
+    if config.bucket and bucket != config.bucket:
+        return f"bucket {bucket!r} is not the configured batch bucket {config.bucket!r}"
+    if key.startswith(config.output_prefix):
+        return f"key {key!r} is under the output prefix {config.output_prefix!r}: refusing to re-score output"
+    if not key.startswith(config.input_prefix):
+        return f"key {key!r} is outside the input prefix {config.input_prefix!r}"
+    if key.endswith("/"):
+        return f"key {key!r} is a folder marker, not a file"
+    return None
+
+
+class _Scorer:
+    """Per-file state: counters, drift accumulators and the two output writers."""
+
+    def __init__(
+        self,
+        runtime: ModelRuntime,
+        validator: Validator,
+        fmt: Format,
+        id_column: str | None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.redactor = redactor or Redactor()
+        self.manifest = runtime.manifest
+        self.validator = validator
+        self.fmt = fmt
+        self.id_column = id_column
+        self.rows_read = 0
+        self.rows_scored = 0
+        self.rows_rejected = 0
+        self.rejected_by_code: dict[str, int] = {}
+        baselines = self.manifest.baselines
+        self.feature_drift = {
+            f.name: BinnedCounts(baselines.features[f.name]) for f in self.manifest.features
+        }
+        self.output_drift = BinnedCounts(baselines.output)
+        self._csv_header: list[str] | None = None
+
+    # -- one chunk ----------------------------------------------------------------------------
+
+    def score(self, chunk: Chunk, scored: MultipartWriter, errors: MultipartWriter) -> None:
+        self.rows_read += chunk.size + len(chunk.rejected)
+        rejected = list(chunk.rejected)
+        if chunk.size:
+            if chunk.columns is not None:
+                partial = self.validator.validate_columns(chunk.columns, chunk.size)
+            else:
+                assert chunk.objects is not None
+                partial = self.validator.validate_partial(chunk.objects)
+            for i, errs in partial.errors.items():
+                row = chunk.numbers[i]
+                fixed = [replace(e, row=row) for e in errs]  # chunk index -> row number in the file
+                line = chunk.lines[i] if chunk.lines else None
+                rejected.append(RejectedRow(row, fixed, chunk.raw(i), line))
+            if partial.rows:
+                prediction = self.runtime.run(partial.tensors)
+                self._count_drift(partial, prediction)
+                scored.write(self._render(chunk, partial, prediction))
+                self.rows_scored += partial.rows
+        if rejected:
+            rejected.sort(key=lambda r: r.row)
+            errors.write(
+                "".join(json.dumps(self._error_line(r), default=str) + "\n" for r in rejected).encode("utf-8")
+            )
+            self.rows_rejected += len(rejected)
+            for r in rejected:
+                for code in {e.code for e in r.errors}:
+                    self.rejected_by_code[code] = self.rejected_by_code.get(code, 0) + 1
+
+    def _error_line(self, rejected: RejectedRow) -> dict[str, Any]:
+        """One errors.jsonl line, with the configured fields' values redacted."""
+        redactor = self.redactor
+        if not redactor:
+            return rejected.to_dict()
+        safe = replace(rejected, errors=[redactor.detail(e) for e in rejected.errors])
+        line = safe.to_dict()
+        raw = rejected.input
+        if isinstance(raw, dict):
+            line["input"] = redactor.row(raw)
+        elif raw is not None:
+            line["input"] = REDACTED  # cells or text not mapped to fields: any could be sensitive
+        return line
+
+    def _count_drift(self, partial: PartialBatch, prediction: Prediction) -> None:
+        for f in self.manifest.features:
+            self.feature_drift[f.name].add(partial.tensors[f.tensor_name])
+        if prediction.labels is not None:
+            self.output_drift.add(prediction.labels)
+        elif prediction.values is not None:
+            self.output_drift.add(prediction.values)
+
+    # -- output rows --------------------------------------------------------------------------
+
+    def _prediction_columns(
+        self, prediction: Prediction, *, text: bool = False
+    ) -> tuple[list[str], list[list[Any]]]:
+        """Column names and values; `text`: numbers already formatted for CSV (a C-level map
+        over the column, much faster than the csv module formatting value by value)."""
+        out = self.manifest.output
+        if isinstance(out, ClassificationOutput):
+            assert prediction.labels is not None
+            names, cols = ["label"], [list(prediction.labels)]
+            if prediction.probabilities is not None:
+                probs = np.round(prediction.probabilities.astype(np.float64), 6)
+                names += [f"probability_{label}" for label in out.labels]
+                for j in range(probs.shape[1]):
+                    col: list[Any] = probs[:, j].tolist()
+                    # in [0, 1] and rounded to 6 decimals: 6 significant digits are exact
+                    cols.append(list(map(_PROBABILITY, col)) if text else col)
+            return names, cols
+        assert prediction.values is not None
+        values: list[Any] = prediction.values.tolist()
+        return [out.name], [list(map(repr, values)) if text else values]
+
+    def _render(self, chunk: Chunk, partial: PartialBatch, prediction: Prediction) -> bytes:
+        good = partial.good.tolist()
+        numbers = [chunk.numbers[i] for i in good]
+        names, pred_cols = self._prediction_columns(prediction, text=self.fmt == "csv")
+        carry = [chunk.carry[i] for i in good] if chunk.carry is not None else None
+        if self.fmt == "csv":
+            return self._render_csv(numbers, carry, names, pred_cols)
+        pred_rows = list(zip(*pred_cols, strict=True))
+        lines = []
+        for j, n in enumerate(numbers):
+            obj: dict[str, Any] = {"row": n}
+            if carry is not None:
+                obj.update(carry[j])
+            obj.update(self._prediction_object(names, pred_rows[j]))
+            lines.append(json.dumps(obj, default=str))
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    def _prediction_object(self, names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
+        out = self.manifest.output
+        if isinstance(out, ClassificationOutput) and len(names) > 1:
+            return {"label": values[0], "probabilities": dict(zip(out.labels, values[1:], strict=True))}
+        return dict(zip(names, values, strict=True))
+
+    def _render_csv(
+        self,
+        numbers: list[int],
+        carry: list[dict[str, Any]] | None,
+        names: list[str],
+        pred_cols: list[list[Any]],
+    ) -> bytes:
+        """CSV lines joined column-wise; only carried values and labels may need quoting."""
+        header = ""
+        carry_names = list(carry[0]) if carry else []
+        if self._csv_header is None:
+            self._csv_header = ["row", *carry_names, *names]
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerow(self._csv_header)
+            header = buffer.getvalue()
+        columns: list[list[str]] = [list(map(str, numbers))]
+        if carry:
+            columns += [[_csv_field(str(c.get(k, ""))) for c in carry] for k in carry_names]
+        for name, col in zip(names, pred_cols, strict=True):
+            # numbers never need quoting; labels are few distinct strings, checked once each
+            quote = name == "label" and any(_csv_field(v) != v for v in set(col))
+            columns.append([_csv_field(v) for v in col] if quote else col)
+        return (header + "\n".join(map(",".join, zip(*columns, strict=True))) + "\n").encode("utf-8")
+
+    def finish_csv_header(self, carry_names: list[str], scored: MultipartWriter) -> None:
+        """A CSV with no scored row still gets its header, so consumers can always parse it."""
+        if self._csv_header is None:
+            names, _ = self._prediction_columns(_empty_prediction(self.manifest))
+            self._csv_header = ["row", *carry_names, *names]
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerow(self._csv_header)
+            scored.write(buffer.getvalue().encode("utf-8"))
+
+    def drift(self) -> dict[str, Any]:
+        def one(counts: BinnedCounts) -> dict[str, Any]:
+            stat = counts.stat()
+            bins = len(counts.expected())
+            # counts: this file's per-bin counts, so `onnxlambda_cli.drift_report --summary` can plot
+            # them and the monitor's detectors can judge them (same statistics, onnxlambda.monitoring.drift).
+            return {
+                **stat.to_dict(),
+                "bins": bins,
+                "counts": counts.current(),
+                "enough_data": stat.count >= min_count(bins),
+            }
+
+        return {
+            "features": {name: one(c) for name, c in self.feature_drift.items()},
+            "output": one(self.output_drift),
+            "method": "PSI (natural log) and Jensen-Shannon distance (base 2) over the manifest's baseline "
+            "bins, shares smoothed with 0.5 per bin (onnxlambda.monitoring.drift, as the monitor); "
+            "counts per bin "
+            "(numeric) or per category (new ones under __unseen__); enough_data = at least 20 values per bin",
+        }
+
+
+def _empty_prediction(manifest: Manifest) -> Prediction:
+    out = manifest.output
+    if isinstance(out, ClassificationOutput):
+        probs = np.zeros((0, len(out.labels)), dtype=np.float32) if out.probability_tensor else None
+        return Prediction(labels=[], probabilities=probs, values=None)
+    return Prediction(labels=None, probabilities=None, values=np.zeros(0))
+
+
+_PROBABILITY = "{:.6g}".format
+
+
+def _csv_field(value: str) -> str:
+    """Quote a CSV field the way the csv module's default dialect does when it must."""
+    if any(ch in value for ch in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _model_ref(manifest: Manifest) -> dict[str, str]:
+    return {
+        "name": manifest.name,
+        "version": manifest.version,
+        "sha256": manifest.sha256,
+        "function_version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local"),
+    }
+
+
+def _etag(raw: str | None) -> str:
+    return (raw or "").strip('"')
+
+
+def score_object(
+    s3: S3Client,
+    runtime: ModelRuntime,
+    validator: Validator,
+    config: BatchConfig,
+    *,
+    bucket: str,
+    key: str,
+    version_id: str | None = None,
+    remaining_ms: Callable[[], int] | None = None,
+    redactor: Redactor | None = None,
+) -> dict[str, Any]:
+    """Score one object; return the summary (also written to S3 unless the key was refused)."""
+    started = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    manifest = runtime.manifest
+    model = _model_ref(manifest)
+    reason = refusal(config, bucket, key)
+    if reason is not None:
+        log.warning("object refused: %s", reason)
+        return {
+            "status": "refused",
+            "reason": reason,
+            "input": {"bucket": bucket, "key": key},
+            "model": model,
+        }
+
+    fmt: Format | None = None
+    failure: FileError | None = None
+    try:
+        fmt = detect_format(key)
+    except FileError as exc:
+        failure = exc
+    request: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        request["VersionId"] = version_id
+    obj = s3.get_object(**request)  # a missing object or a denied read raises: Lambda retries
+    etag = _etag(obj.get("ETag"))
+    keys = output_keys(config, key, etag, manifest, fmt)
+    size = int(obj.get("ContentLength") or 0)
+    source = {
+        "bucket": bucket,
+        "key": key,
+        "version_id": obj.get("VersionId") or version_id,
+        "etag": etag,
+        "bytes": size,
+        "format": fmt,
+    }
+    if failure is None and config.max_bytes and size > config.max_bytes:
+        failure = FileError(
+            "too_large",
+            f"the object is {size} bytes; one invocation scores at most {config.max_bytes} "
+            "(BATCH_MAX_BYTES): split it and upload the parts",
+        )
+    scorer = _Scorer(runtime, validator, fmt or "csv", config.id_column, redactor)
+    scored = MultipartWriter(s3, bucket, keys.scored, CONTENT_TYPES[fmt or "csv"], config.part_bytes)
+    errors = MultipartWriter(s3, bucket, keys.errors, "application/x-ndjson", config.part_bytes)
+    try:
+        if failure is None and fmt is not None:
+            _stream(obj["Body"], fmt, scorer, config, scored, errors, remaining_ms)
+    except FileError as exc:
+        failure = exc
+    except BaseException:
+        _abort(scored, errors)
+        raise
+    finally:
+        obj["Body"].close()
+    try:
+        # Errors first, scored second, summary last: see the completion contract above.
+        for writer in (errors, scored):  # complete the uploads, or discard every part
+            writer.close() if failure is None else writer.abort()
+    except BaseException:
+        _abort(scored, errors)  # a no-op for a writer already completed
+        raise
+
+    ok = failure is None
+    summary: dict[str, Any] = {
+        "status": "succeeded" if ok else "failed",
+        "input": source,
+        "output": {
+            "prefix": keys.base,
+            "scored": keys.scored if ok else None,
+            "errors": keys.errors if ok else None,
+            "summary": keys.summary,
+        },
+        "model": model,
+        "rows": {"read": scorer.rows_read, "scored": scorer.rows_scored, "rejected": scorer.rows_rejected},
+        "rejected_by_code": dict(sorted(scorer.rejected_by_code.items())),
+        "started_at": started_at,
+        "duration_ms": round((time.perf_counter() - started) * 1000.0, 1),
+        "drift": scorer.drift() if ok else None,
+    }
+    if failure is not None:
+        summary["error"] = {"code": failure.code, "message": failure.message}
+    s3.put_object(
+        Bucket=bucket,
+        Key=keys.summary,
+        Body=(json.dumps(summary, indent=2) + "\n").encode("utf-8"),
+        ContentType="application/json",
+    )
+    return summary
+
+
+def _abort(*writers: MultipartWriter) -> None:
+    """Discard the writers' parts on the way out of a failure, without masking it: an abort that
+    fails too (S3 still unreachable) is logged, and the bucket's lifecycle rule removes the parts."""
+    for writer in writers:
+        try:
+            writer.abort()
+        except Exception as exc:
+            log.warning("could not abort the upload of %s: %s", writer.key, type(exc).__name__)
+
+
+def _stream(  # noqa: PLR0917 - one call site; the pieces of one file's run
+    body: Any,
+    fmt: Format,
+    scorer: _Scorer,
+    config: BatchConfig,
+    scored: MultipartWriter,
+    errors: MultipartWriter,
+    remaining_ms: Callable[[], int] | None,
+) -> None:
+    """Read, score and write chunk by chunk; raise FileError for an unreadable file or when the
+    time budget runs out (before the next chunk, never half-way through one)."""
+    reader = reader_for(fmt, scorer.manifest, chunk_rows=config.chunk_rows, id_column=config.id_column)
+    for chunk in reader.chunks(text_lines(byte_chunks(body))):
+        left = remaining_ms() if remaining_ms is not None else None
+        if left is not None and left < config.time_margin_ms:
+            raise FileError(
+                "time_budget_exceeded",
+                f"stopped with {left} ms left after {scorer.rows_read} rows; nothing was written "
+                "but this report. Split the file into parts below the size the README states for "
+                "one invocation, and upload the parts.",
+            )
+        scorer.score(chunk, scored, errors)
+    if isinstance(reader, CsvReader):
+        scorer.finish_csv_header(reader.carry_columns, scored)
+
+
+__all__ = ["BatchConfig", "OutputKeys", "output_keys", "refusal", "score_object"]

@@ -1,0 +1,466 @@
+"""Open Inference Protocol (KServe V2) over REST, on the same Validator and ModelRuntime as /predict.
+
+The protocol speaks in tensors: one input per feature, named like the feature, with the
+datatype of its ONNX input (float32 -> FP32, string -> BYTES, ...) and shape [N, 1] (or [N]).
+Decoding here only checks the *structure* (names, datatypes, shapes, element counts, binary
+framing); the values then go through the very same `Validator` as a /predict request, so both
+routes accept and refuse exactly the same values, and through the same `ModelRuntime.run`. One
+difference by design: an FP32 element's range is checked as the float32 it is (25.700000762939453
+is float32(25.7), inside a maximum of 25.7), since that is what clients hold and the model sees.
+
+What is deliberately not accepted: one batched [N, F] tensor holding all features (the features
+have different datatypes, and the ONNX inputs are per feature), and datatype conversions (an
+FP64 tensor for an FP32 input is refused with 400, as Triton does). JSON `null` in `data` is
+accepted as "missing" for features the manifest marks nullable (an extension: V2 has no null).
+
+Binary tensor data (Triton's extension, what tritonclient sends by default) is accepted for
+inputs; outputs are always returned as JSON `data`, which every V2 client reads.
+
+Errors are `ProtocolError(status, message)` and answered as the protocol's `{"error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from onnxlambda import __version__
+from onnxlambda.contract.errors import ServingError
+from onnxlambda.contract.manifest import ClassificationOutput, Manifest
+from onnxlambda.serving.runtime import Prediction
+from onnxlambda.serving.service import Service
+
+SERVER_NAME: Final = "onnxlambda"
+PLATFORM: Final = "onnxruntime_onnx"
+DATATYPES: Final = frozenset(
+    {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
+    | {"FP16", "FP32", "FP64", "BYTES"}
+)
+_FEATURE_DATATYPE: Final = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "string": "BYTES"}
+_ORT_DATATYPE: Final = {
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(int64)": "INT64",
+    "tensor(int32)": "INT32",
+    "tensor(string)": "BYTES",
+    "tensor(bool)": "BOOL",
+}
+# Little-endian element layouts of the binary tensor data extension (BYTES is length-prefixed).
+_BINARY_DTYPE: Final[dict[str, str]] = {
+    "BOOL": "?",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+_MAX_DETAILS_IN_MESSAGE: Final = 5
+
+
+class ProtocolError(Exception):
+    """A refused V2 request: an HTTP status and the one-line message of `{"error": "..."}`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.message}
+
+    @classmethod
+    def from_serving_error(cls, err: ServingError) -> ProtocolError:
+        """Same status as /predict; the field-level details folded into the one message."""
+        parts = [f"{err.code}: {err.message}"]
+        shown = err.details[:_MAX_DETAILS_IN_MESSAGE]
+        if shown:
+            parts.append(
+                "; ".join(
+                    (f"row {d.row} " if d.row is not None else "") + f"{d.field}: {d.message}" for d in shown
+                )
+            )
+        if len(err.details) > len(shown) or err.truncated:
+            parts.append("(more not shown)")
+        return cls(err.status, " - ".join(parts))
+
+
+def server_metadata() -> dict[str, Any]:
+    # No extension is claimed: binary data is read on input only, and nothing else is implemented.
+    return {"name": SERVER_NAME, "version": __version__, "extensions": []}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    name: str
+    datatype: str
+    shape: list[int]  # -1 for the batch dimension
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    spec: TensorSpec
+    nullable: bool
+    bounds: tuple[float, ...]  # minimum and maximum, where the manifest sets them
+
+
+class V2Model:
+    """The served model as the protocol sees it; built once per loaded `Service`."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        manifest: Manifest = service.manifest
+        self.name = manifest.name
+        self.version = manifest.version
+        self._inputs = {
+            f.name: _Input(
+                TensorSpec(f.name, _FEATURE_DATATYPE[f.dtype], [-1, 1]),
+                f.nullable,
+                tuple(b for b in (f.minimum, f.maximum) if b is not None),
+            )
+            for f in manifest.features
+        }
+        session_outputs = {o.name: o for o in service.runtime.session.get_outputs()}
+        self._outputs: dict[str, TensorSpec] = {}
+        for name in _output_names(manifest):
+            node = session_outputs[name]
+            shape = [d if isinstance(d, int) and d > 0 else -1 for d in node.shape]
+            self._outputs[name] = TensorSpec(name, _ORT_DATATYPE.get(node.type, "FP32"), shape)
+
+    # -- addressing ------------------------------------------------------------------------
+
+    def check(self, model_name: str, model_version: str | None = None) -> None:
+        """404 unless the path names this model (and, when given, this version)."""
+        if model_name != self.name:
+            raise ProtocolError(404, f"Request for unknown model: '{model_name}' is not found")
+        if model_version is not None and model_version != self.version:
+            raise ProtocolError(
+                404,
+                f"Request for unknown model: '{model_name}' version {model_version} is not found "
+                f"(this deployment serves version {self.version})",
+            )
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": PLATFORM,
+            "inputs": [i.spec.to_dict() for i in self._inputs.values()],
+            "outputs": [o.to_dict() for o in self._outputs.values()],
+        }
+
+    def ready(self) -> dict[str, Any]:
+        return {"name": self.name, "ready": True}
+
+    # -- inference -------------------------------------------------------------------------
+
+    def infer(self, raw: bytes, header_length: str | None) -> dict[str, Any]:
+        """Decode an inference request, run it through the Validator and the model, answer JSON."""
+        request, binary = _split_body(raw, header_length)
+        request_id = request.get("id")
+        if request_id is not None and not isinstance(request_id, str):
+            raise ProtocolError(400, "'id' must be a string")
+        wanted = self._requested_outputs(request.get("outputs"))
+        columns, rows = self._decode_inputs(request.get("inputs"), binary)
+        try:
+            batch = self.service.validator.validate_table(columns, rows)
+        except ServingError as err:
+            # REDACT_FIELDS holds here as on /predict; `from None` keeps the values out of tracebacks.
+            raise ProtocolError.from_serving_error(self.service.redactor.error(err)) from None
+        prediction = self.service.runtime.run(batch.tensors)
+        outputs = self._encode_outputs(prediction, rows, wanted)
+        response: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
+        if request_id is not None:
+            response["id"] = request_id
+        ref = self.service.model_info_ref()  # traceable like /predict: which bytes, which Lambda version
+        response["parameters"] = {"model_sha256": ref["sha256"], "function_version": ref["function_version"]}
+        response["outputs"] = outputs
+        return response
+
+    def _requested_outputs(self, outputs: object) -> list[str]:
+        if outputs is None or outputs == []:  # "[]" asks for nothing: read as "not specified"
+            return list(self._outputs)
+        if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+            raise ProtocolError(400, "'outputs' must be an array of objects with a 'name'")
+        names: list[str] = []
+        for output in outputs:
+            name = output.get("name")
+            if not isinstance(name, str):
+                raise ProtocolError(400, "each requested output needs a string 'name'")
+            if name not in self._outputs:
+                raise ProtocolError(
+                    400,
+                    f"unexpected inference output '{name}' for model '{self.name}'; "
+                    f"outputs are: {', '.join(self._outputs)}",
+                )
+            if name not in names:
+                names.append(name)
+        return names
+
+    def _decode_inputs(self, inputs: object, binary: bytes) -> tuple[dict[str, list[Any]], int]:
+        if not isinstance(inputs, list) or not inputs:
+            raise ProtocolError(400, "'inputs' must be a non-empty array of tensors")
+        columns: dict[str, list[Any]] = {}
+        rows: int | None = None
+        offset = 0
+        for tensor in inputs:
+            if not isinstance(tensor, dict):
+                raise ProtocolError(400, "each input must be an object with name, shape, datatype and data")
+            name = tensor.get("name")
+            if not isinstance(name, str):
+                raise ProtocolError(400, "each input needs a string 'name'")
+            expected = self._inputs.get(name)
+            if expected is None:
+                raise ProtocolError(
+                    400,
+                    f"unexpected inference input '{name}' for model '{self.name}'; "
+                    f"inputs are: {', '.join(self._inputs)}",
+                )
+            if name in columns:
+                raise ProtocolError(400, f"input '{name}' is given more than once")
+            n = self._check_header(tensor, expected.spec)
+            if rows is not None and n != rows:
+                raise ProtocolError(
+                    400, f"input '{name}' has {n} rows but earlier inputs have {rows}: shapes must agree"
+                )
+            rows = n
+            values, offset = _tensor_values(tensor, expected.spec.datatype, binary, offset)
+            if expected.spec.datatype == "FP32":
+                values = _snap_to_bounds(values, expected.bounds)
+            if len(values) != n:
+                raise ProtocolError(
+                    400,
+                    f"input '{name}' has {len(values)} elements but its shape {tensor['shape']} needs {n}",
+                )
+            columns[name] = values
+        missing = [name for name in self._inputs if name not in columns]
+        if missing:
+            raise ProtocolError(
+                400,
+                f"expected {len(self._inputs)} inputs but got {len(columns)} for model '{self.name}'; "
+                f"missing: {', '.join(missing)}",
+            )
+        if offset != len(binary):
+            raise ProtocolError(
+                400, f"{len(binary) - offset} bytes of binary data are not claimed by any input"
+            )
+        assert rows is not None
+        return {name: columns[name] for name in self._inputs}, rows
+
+    def _check_header(self, tensor: dict[str, Any], spec: TensorSpec) -> int:
+        """Datatype and shape against the model; returns the number of rows N."""
+        datatype = tensor.get("datatype")
+        if not isinstance(datatype, str) or datatype not in DATATYPES:
+            raise ProtocolError(
+                400, f"input '{spec.name}': datatype must be one of {', '.join(sorted(DATATYPES))}"
+            )
+        if datatype != spec.datatype:
+            raise ProtocolError(
+                400,
+                f"inference input '{spec.name}' data-type is '{datatype}', "
+                f"but model '{self.name}' expects '{spec.datatype}'",
+            )
+        shape = tensor.get("shape")
+        if (
+            not isinstance(shape, list)
+            or not all(type(d) is int and d >= 0 for d in shape)
+            or len(shape) not in (1, 2)
+            or (len(shape) == 2 and shape[1] != 1)
+        ):
+            raise ProtocolError(
+                400,
+                f"unexpected shape for input '{spec.name}' for model '{self.name}': "
+                f"expected [N, 1] or [N], got {json.dumps(shape)}",
+            )
+        rows: int = shape[0]
+        if rows > self.service.validator.max_rows:
+            raise ProtocolError(
+                413, f"{rows} rows sent; at most {self.service.validator.max_rows} per request"
+            )
+        return rows
+
+    def _encode_outputs(self, prediction: Prediction, rows: int, wanted: list[str]) -> list[dict[str, Any]]:
+        out = self.service.manifest.output
+        data: dict[str, list[Any]] = {}
+        if isinstance(out, ClassificationOutput):
+            assert prediction.labels is not None
+            data[out.label_tensor] = prediction.labels
+            if out.probability_tensor and prediction.probabilities is not None:
+                data[out.probability_tensor] = _as(prediction.probabilities, "FP32")
+        else:
+            assert prediction.values is not None
+            data[out.value_tensor] = _as(prediction.values, self._outputs[out.value_tensor].datatype)
+        encoded = []
+        for name in wanted:
+            spec = self._outputs[name]
+            shape = [rows if d == -1 else d for d in spec.shape]
+            encoded.append({"name": name, "datatype": spec.datatype, "shape": shape, "data": data[name]})
+        return encoded
+
+
+def _output_names(manifest: Manifest) -> list[str]:
+    out = manifest.output
+    if isinstance(out, ClassificationOutput):
+        return [out.label_tensor] + ([out.probability_tensor] if out.probability_tensor else [])
+    return [out.value_tensor]
+
+
+def _as(values: npt.NDArray[Any], datatype: str) -> list[Any]:
+    dtype = np.float64 if datatype == "FP64" else np.float32
+    result: list[Any] = np.asarray(values, dtype=dtype).reshape(-1).tolist()
+    return result
+
+
+def _split_body(raw: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
+    """The JSON header and, with the binary data extension, the bytes that follow it."""
+    binary = b""
+    if header_length is not None:
+        try:
+            size = int(header_length)
+        except ValueError:
+            raise ProtocolError(400, "Inference-Header-Content-Length must be an integer") from None
+        if not 0 < size <= len(raw):
+            raise ProtocolError(
+                400, f"Inference-Header-Content-Length {size} does not fit a body of {len(raw)} bytes"
+            )
+        raw, binary = raw[:size], raw[size:]
+    if not raw.strip():
+        raise ProtocolError(400, "request body is empty; expected a JSON inference request")
+    try:
+        request = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise ProtocolError(400, "request body is not valid JSON") from None
+    if not isinstance(request, dict):
+        raise ProtocolError(400, 'request body must be a JSON object {"inputs": [...]}')
+    return request, binary
+
+
+def _tensor_values(
+    tensor: dict[str, Any], datatype: str, binary: bytes, offset: int
+) -> tuple[list[Any], int]:
+    """The tensor's elements in row-major order, from `data` or from the binary section."""
+    parameters = tensor.get("parameters")
+    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    name = tensor["name"]
+    if size is not None:
+        if type(size) is not int or size < 0 or offset + size > len(binary):
+            raise ProtocolError(400, f"input '{name}': binary_data_size does not fit the binary data sent")
+        chunk = binary[offset : offset + size]
+        values, offset = _decode_binary(name, datatype, chunk), offset + size
+    else:
+        if "data" not in tensor:
+            raise ProtocolError(400, f"input '{name}' has no 'data' (nor binary_data_size)")
+        data = tensor["data"]
+        if not isinstance(data, list):
+            raise ProtocolError(400, f"input '{name}': 'data' must be an array")
+        values = list(_flatten(data, name))
+    return values, offset
+
+
+def _snap_to_bounds(values: list[Any], bounds: tuple[float, ...]) -> list[Any]:
+    """FP32 elements at a range bound *in float32* become the bound (found by the tritonclient test).
+
+    Clients hold float32: 25.7 arrives as 25.700000762939453 (JSON) or its 4 bytes, and the
+    Validator, which checks ranges in float64 as for /predict, would find it above a maximum of
+    25.7. The model sees float32(value), so the range is checked on that: rounding is monotonic,
+    hence float32(v) == float32(bound) is the only case where the float64 and float32 checks
+    disagree, and there the value is the bound. Anything else is left for the Validator.
+    """
+    if not bounds or not values:
+        return values
+    if not set(map(type, values)) <= {float, int, type(None)}:
+        return [_snap_one(v, bounds) for v in values]
+    try:
+        column = np.array(values, dtype=np.float64)  # None becomes NaN, which equals no bound
+    except OverflowError:  # an int beyond float64 (found by hypothesis): the Validator says so
+        return [_snap_one(v, bounds) for v in values]
+    with np.errstate(over="ignore"):
+        single = column.astype(np.float32)
+    hits = [(single == np.float32(b), b) for b in bounds]
+    if not any(hit.any() for hit, _ in hits):
+        return values  # the common case: nothing to change
+    snapped = list(values)
+    for hit, bound in hits:
+        for i in np.flatnonzero(hit).tolist():
+            snapped[i] = bound
+    return snapped
+
+
+def _snap_one(value: object, bounds: tuple[float, ...]) -> object:
+    if type(value) is not float and type(value) is not int:
+        return value  # null, bool, str...: the Validator reports them
+    try:
+        with np.errstate(over="ignore"):
+            single = np.float32(value)
+    except OverflowError:
+        return value
+    return next((b for b in bounds if single == np.float32(b)), value)
+
+
+def _flatten(data: list[Any], name: str, depth: int = 0) -> Iterable[Any]:
+    # A tensor of rank <= 2 may be sent flat or nested row-major; deeper nesting is an error.
+    for item in data:
+        if isinstance(item, list):
+            if depth >= 1:
+                raise ProtocolError(400, f"input '{name}': 'data' is nested deeper than the tensor's shape")
+            yield from _flatten(item, name, depth + 1)
+        else:
+            yield item
+
+
+def _decode_binary(name: str, datatype: str, chunk: bytes) -> list[Any]:
+    if datatype == "BYTES":
+        values: list[Any] = []
+        pos = 0
+        while pos < len(chunk):
+            if pos + 4 > len(chunk):
+                raise ProtocolError(400, f"input '{name}': truncated BYTES element length")
+            (length,) = struct.unpack_from("<I", chunk, pos)
+            pos += 4
+            if pos + length > len(chunk):
+                raise ProtocolError(400, f"input '{name}': BYTES element overruns its binary data")
+            try:
+                values.append(chunk[pos : pos + length].decode("utf-8"))
+            except UnicodeDecodeError:
+                raise ProtocolError(400, f"input '{name}': BYTES element is not UTF-8") from None
+            pos += length
+        return values
+    dtype = np.dtype(_BINARY_DTYPE[datatype])
+    if len(chunk) % dtype.itemsize:
+        raise ProtocolError(400, f"input '{name}': {len(chunk)} bytes is not a whole number of {datatype}")
+    array = np.frombuffer(chunk, dtype=dtype)
+    if datatype.startswith("FP"):
+        # NaN in a float tensor is how binary clients say "missing": the Validator decides.
+        return [None if math.isnan(v) else v for v in array.tolist()]
+    result: list[Any] = array.tolist()
+    return result
+
+
+# -- one protocol view per loaded service --------------------------------------------------
+
+_model: V2Model | None = None
+
+
+def v2_model(service: Service) -> V2Model:
+    global _model  # noqa: PLW0603 - cached with the per-execution-environment service
+    if _model is None or _model.service is not service:
+        _model = V2Model(service)
+    return _model
+
+
+__all__ = ["DATATYPES", "PLATFORM", "ProtocolError", "TensorSpec", "V2Model", "server_metadata", "v2_model"]

@@ -38,7 +38,6 @@ from devtools.rie import BuiltFunction, EmulatedFunction, free_port
 from onnxlambda.batch.files import byte_chunks, text_lines
 from onnxlambda.batch.readers import CsvReader
 from onnxlambda.batch.scoring import BatchConfig, _Scorer
-from onnxlambda.contract.manifest import Manifest
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.validation import Validator
 from tests.conftest import load_event
@@ -58,12 +57,13 @@ def best_of(repeat: int, fn: Callable[[], object]) -> float:
 
 def bare_ort(runtime: ModelRuntime, data: bytes) -> Callable[[], object]:
     """Tensors prepared up front (not timed); the timed part is session.run per chunk."""
-    tensors = list(_parse_chunks(runtime.manifest, data))
+    tensors = list(_parse_chunks(runtime, data))
     names = [o.name for o in runtime.session.get_outputs()]
     return lambda: [runtime.session.run(names, t) for t in tensors]
 
 
-def _parse_chunks(manifest: Manifest, data: bytes) -> Any:
+def _parse_chunks(runtime: ModelRuntime, data: bytes) -> Any:
+    manifest = runtime.manifest
     reader = csv.reader(io.StringIO(data.decode("utf-8")))
     header = next(reader)
     idx = [header.index(f.name) for f in manifest.features]
@@ -72,19 +72,18 @@ def _parse_chunks(manifest: Manifest, data: bytes) -> Any:
         if not records:
             return
         cols = list(zip(*records, strict=True))
-        tensors = {}
+        columns = {}
         for f, i in zip(manifest.features, idx, strict=True):
             if f.is_categorical:
-                tensors[f.tensor_name] = np.array(cols[i], dtype=object).reshape(-1, 1)
+                columns[f.name] = np.array(cols[i], dtype=object)
             else:
-                values = [float(c) if c else np.nan for c in cols[i]]
-                tensors[f.tensor_name] = np.array(values, dtype=np.float32).reshape(-1, 1)
-        yield tensors
+                columns[f.name] = np.array([float(c) if c else np.nan for c in cols[i]], dtype=np.float32)
+        yield runtime.feeds(columns, len(records))
 
 
 def floor(runtime: ModelRuntime, data: bytes) -> Callable[[], object]:
     names = [o.name for o in runtime.session.get_outputs()]
-    return lambda: [runtime.session.run(names, t) for t in _parse_chunks(runtime.manifest, data)]
+    return lambda: [runtime.session.run(names, t) for t in _parse_chunks(runtime, data)]
 
 
 class _Discard:

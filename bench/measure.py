@@ -215,7 +215,8 @@ def floor(
     names = [o.name for o in session.get_outputs()]
     out: dict[int, list[float]] = {}
     for n in row_counts:
-        tensors = validator.validate(rows_for(model_dir, n)).tensors
+        batch = validator.validate(rows_for(model_dir, n))
+        tensors = runtime.feeds(batch.columns, batch.rows)
         for _ in range(warmup):
             session.run(names, tensors)
         times = []

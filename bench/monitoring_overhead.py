@@ -38,6 +38,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 from functions.api import app  # noqa: E402 - the environment first, as on Lambda
 from functions.api.observe import observer  # noqa: E402
+from onnxlambda.codecs import predict as predict_codec  # noqa: E402
 from onnxlambda.monitoring.capture import Capturer, CaptureSettings  # noqa: E402
 from onnxlambda.serving.service import get_service  # noqa: E402
 from tests.conftest import FakeLambdaContext, golden_rows, load_event  # noqa: E402
@@ -106,21 +107,21 @@ def components(rows: int, repeat: int = 7, number: int = 300) -> dict[str, float
 
     service = get_service()
     body = json.loads(event_with(rows)["body"])
-    outcome = service.predict(body, "bench")
-    predictions = outcome.body["predictions"]
+    request = predict_codec.decode(body)
+    inference = service.dataplane.infer(request, request_id="bench")
     out: dict[str, float] = {}
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         configure(True, 0.0)
 
         def metrics_path() -> None:
             observer.invoked(service)
-            observer.predicted(service, "bench", body["instances"], outcome)
+            observer.predicted(inference, request)
             metrics.flush_metrics()
 
         out["metrics (EMF)"] = min(timeit.repeat(metrics_path, number=number, repeat=repeat)) / number * 1e6
         for rate in (0.1, 1.0):
             capturer = Capturer(service.manifest, CaptureSettings(sample_rate=rate), write=sink.write)
-            call = functools.partial(capturer.capture, "bench", body["instances"], predictions)
+            call = functools.partial(capturer.capture, inference, request)
             timing = timeit.repeat(call, number=number, repeat=repeat)
             out[f"capture {rate:.0%}"] = min(timing) / number * 1e6
     return out

@@ -61,6 +61,7 @@ from onnxlambda.contract.manifest import (
     Lineage,
     Manifest,
     Metric,
+    ModelInput,
     NumericBaseline,
     RegressionOutput,
     Training,
@@ -266,14 +267,14 @@ def onnx_feeds(rows: Sequence[Instance], features: Sequence[Feature]) -> dict[st
             arr = np.array([np.nan if v is None else float(v) for v in column], dtype=np.float32)
         else:
             raise NotImplementedError(f"feature dtype {f.dtype} is not used by the example models")
-        feeds[f.tensor_name] = arr.reshape(-1, 1)
+        feeds[f.name] = arr.reshape(-1, 1)
     return feeds
 
 
 def export_onnx(pipeline: Any, features: Sequence[Feature], *, name: str, options: Any = None) -> bytes:
     """Convert a fitted pipeline with skl2onnx: one input per feature named like the feature."""
     initial_types = [
-        (f.tensor_name, StringTensorType([None, 1]) if f.is_categorical else FloatTensorType([None, 1]))
+        (f.name, StringTensorType([None, 1]) if f.is_categorical else FloatTensorType([None, 1]))
         for f in features
     ]
     onx = convert_sklearn(
@@ -434,6 +435,7 @@ def library_versions() -> dict[str, str]:
 def lineage(script: Path, released_at: str) -> Lineage:
     data = script.read_bytes()
     return Lineage(
+        kind="trained",
         created_at=released_at,
         train_script=script.resolve().relative_to(REPO_ROOT).as_posix(),
         train_script_sha256=sha256_bytes(data),
@@ -508,6 +510,7 @@ def build_artifacts(spec: ModelSpec, model: TrainedModel) -> tuple[bytes, Manife
         sha256=sha,
         extra_fields="reject",
         features=features,
+        inputs=[ModelInput(name=f.name, dtype=f.dtype, features=[f.name]) for f in features],
         output=output,
         metrics=metrics,
         primary_metric=spec.primary_metric,

@@ -1,12 +1,11 @@
 """HTTP API function: API Gateway HTTP API (payload v2) -> onnxlambda core.
 
-Transport only: routes, error-to-status mapping, logging, metrics
-and tracing. Everything about the model lives in the core package (layers/core/onnxlambda).
+Transport only: routes, error rendering, logging, metrics and tracing. Every protocol's route
+decodes its body with its codec (onnxlambda.codecs), hands it to the one data plane
+(onnxlambda.serving.dataplane) and encodes the answer; errors are ServingErrors rendered once per
+protocol (`_error` here for the project's own routes, v2.py's for the V2 routes).
 """
 
-import base64
-import binascii
-import json
 import os
 import time
 from typing import Any
@@ -17,7 +16,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from onnxlambda.codecs import fastjson
-from onnxlambda.contract.errors import ServingError, malformed, not_ready, too_large
+from onnxlambda.codecs import predict as predict_codec
+from onnxlambda.contract.errors import ServingError, internal, malformed, not_found, not_ready
 from onnxlambda.contract.manifest import OPENAPI_FILE
 from onnxlambda.contract.redaction import WithholdExceptionMessages
 from onnxlambda.serving.service import Service, get_service, load_error
@@ -25,10 +25,12 @@ from onnxlambda.serving.tracing import make_tracer
 from onnxlambda.settings import Settings
 
 if __package__:  # imported as functions.api.app (tests, tools)
+    from functions.api import httpevent
     from functions.api.feedback import router as feedback_router
     from functions.api.observe import observer
     from functions.api.v2 import router as v2_router
 else:  # on Lambda the function's directory is the root: sibling modules are top-level
+    import httpevent  # type: ignore[import-not-found,no-redef]
     from feedback import router as feedback_router  # type: ignore[import-not-found,no-redef]
     from observe import observer  # type: ignore[import-not-found,no-redef]
     from v2 import router as v2_router  # type: ignore[import-not-found,no-redef]
@@ -64,43 +66,33 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
 
 
 def _error(err: ServingError) -> Response[str]:
-    body = err.body()
-    body["error"]["request_id"] = _request_id()
+    """The project's own error shape (onnxlambda.codecs.predict.error_body), counted and logged."""
     observer.refused(err)
     logger.info(
         "request refused", extra={"status": err.status, "error_code": err.code, "details": len(err.details)}
     )
-    return _json(err.status, body)
+    return _json(err.status, predict_codec.error_body(err, _request_id()))
 
 
 def _request_id() -> str:
-    try:
-        return str(app.current_event.request_context.request_id)
-    except (AttributeError, KeyError):
-        return "unknown"
+    return httpevent.request_id(app.current_event.raw_event)
 
 
-def _raw_body() -> str | bytes | None:
+def _raw_body() -> bytes:
     event = app.current_event
-    if not event.is_base64_encoded or not event.body:
-        return event.body
-    try:
-        return base64.b64decode(event.body, validate=True)  # bytes: the core reports bad UTF-8 as 400
-    except binascii.Error as exc:
-        raise malformed("body is not valid base64") from exc
+    return httpevent.raw_body(event.body, bool(event.is_base64_encoded), settings.max_body_bytes)
 
 
 @app.post("/predict", summary="Predict one or many rows", tags=["predict"])
 def predict() -> Response[str]:
-    # `{"instances": [{feature: value, ...}, ...]}`. The core parses the body once and checks the
-    # envelope and the rows column-wise; a pydantic list[dict] parameter here copied every row
-    # and Powertools logged its repr: ~2.5 ms per 1,000 rows (make bench).
+    # `{"instances": [{feature: value, ...}, ...]}`. The codec parses the body once and checks the
+    # envelope; the data plane checks the rows column-wise. A pydantic list[dict] parameter here
+    # copied every row and Powertools logged its repr: ~2.5 ms per 1,000 rows (make bench).
     service = get_service()
-    request_id = _request_id()
-    body = service.parse_body(_raw_body())
-    outcome = service.predict(body, request_id=request_id)
-    observer.predicted(service, request_id, body["instances"], outcome)  # type: ignore[index]
-    return _json(200, outcome.body, {"X-Model-Version": service.manifest.version})
+    request = predict_codec.decode(predict_codec.read_json(_raw_body(), settings.max_body_bytes))
+    inference = service.dataplane.infer(request, request_id=_request_id(), observer=observer)
+    body = predict_codec.encode(inference, service.model_info_ref())
+    return _json(200, body, {"X-Model-Version": service.manifest.version})
 
 
 @app.get("/health", summary="Readiness of this execution environment", tags=["ops"])
@@ -138,9 +130,7 @@ def _not_utf8(_exc: UnicodeDecodeError) -> Response[str]:
 
 @app.not_found
 def _not_found(_exc: Exception) -> Response[str]:
-    return _json(
-        404, {"error": {"code": "not_found", "message": "no such route", "details": [], "truncated": False}}
-    )
+    return _error(not_found("no such route; see GET /openapi.json"))
 
 
 @app.exception_handler(Exception)
@@ -148,16 +138,8 @@ def _internal(exc: Exception) -> Response[str]:
     # Logged with the stack for operators; the caller gets a request id, never a trace.
     logger.exception("unhandled error")
     observer.internal_error()
-    body = {
-        "error": {
-            "code": "internal_error",
-            "message": "internal error",
-            "request_id": _request_id(),
-            "details": [],
-            "truncated": False,
-        }
-    }
-    return _json(500, body)
+    err = internal()
+    return _json(err.status, predict_codec.error_body(err, _request_id()))
 
 
 def _service_or_none() -> Service | None:
@@ -165,12 +147,6 @@ def _service_or_none() -> Service | None:
         return get_service()
     except ServingError:
         return None
-
-
-def _body_size(event: dict[str, Any]) -> int:
-    body = event.get("body") or ""
-    # A base64 body is 4/3 the size of the bytes it carries.
-    return (len(body) * 3) // 4 if event.get("isBase64Encoded") else len(body)
 
 
 @logger.inject_lambda_context
@@ -181,16 +157,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     observer.invoked(_service_or_none())
     # The API Gateway request id; a dict lookup instead of Powertools' per-request JMESPath query.
     logger.set_correlation_id(event.get("requestContext", {}).get("requestId"))
-    size = _body_size(event)
-    if size > settings.max_body_bytes:
-        # Refused before JSON parsing: the cheapest possible answer to an oversized body.
-        err = too_large("body_too_large", f"body is {size} bytes; at most {settings.max_body_bytes} allowed")
-        body: dict[str, Any] = err.body()
-        body["error"]["request_id"] = event.get("requestContext", {}).get("requestId", "unknown")
-        if str(event.get("rawPath", "")).startswith("/v2/"):  # the V2 protocol's own error shape
-            body = {"error": f"{err.code}: {err.message}"}
-        observer.refused(err)
-        return {"statusCode": 413, "headers": {"Content-Type": JSON}, "body": json.dumps(body)}
     response = app.resolve(event, context)
     metrics.add_metric(
         name="HandlerTime", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000

@@ -1,14 +1,15 @@
-"""Per-request monitoring for the API function: service and input-health metrics, data capture.
+"""Per-request monitoring for the API function, every protocol alike: service and input-health
+metrics, data capture.
 
-Metric names and values come from the core (onnxlambda.monitoring.metrics); this module only
-hands them to Powertools Metrics, which shares its metric set across instances, so app.py's
-`log_metrics` flushes them in the same EMF line. MONITORING_ENABLED=false turns both this and the
-capture off (the benchmark's baseline, and a kill switch).
+The data plane calls `observer.predicted` for every answered request (/predict and V2); the
+routes call `observer.refused` for every refused one. Metric names and values come from the core
+(onnxlambda.monitoring.metrics); this module only hands them to Powertools Metrics, which shares
+its metric set across instances, so app.py's `log_metrics` flushes them in the same EMF line.
+MONITORING_ENABLED=false turns both this and the capture off (the benchmark's baseline, and a
+kill switch).
 """
 
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -16,7 +17,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from onnxlambda.contract.errors import ServingError
 from onnxlambda.monitoring import metrics as names
 from onnxlambda.monitoring.capture import Capturer, CaptureSettings
-from onnxlambda.serving.service import PredictOutcome, Service
+from onnxlambda.serving.dataplane import Decoded, Inference
+from onnxlambda.serving.service import Service
 
 metrics = Metrics()
 _UNITS = {"Count": MetricUnit.Count, "Milliseconds": MetricUnit.Milliseconds, "None": MetricUnit.NoUnit}
@@ -41,29 +43,14 @@ class Observer:
             metrics.add_metadata(key="model_version", value=service.manifest.version)
             metrics.add_metadata(key="model_sha256", value=service.manifest.sha256)
 
-    def predicted(
-        self,
-        service: Service,
-        request_id: str,
-        instances: Sequence[Mapping[str, Any]],
-        outcome: PredictOutcome,
-    ) -> None:
+    def predicted(self, inference: Inference, request: Decoded) -> None:
         if not self.enabled:
             return
-        predictions = outcome.body["predictions"]
-        self.record(
-            names.prediction_metrics(
-                service.manifest,
-                rows=outcome.rows,
-                inference_ms=outcome.inference_ms,
-                missing=outcome.health.missing,
-                predictions=predictions,
-            )
-        )
+        self.record(names.prediction_metrics(inference))
         if self.capture_settings.sample_rate > 0:
             if self._capturer is None:
-                self._capturer = Capturer(service.manifest, self.capture_settings)
-            captured = self._capturer.capture(request_id, instances, predictions)
+                self._capturer = Capturer(inference.manifest, self.capture_settings)
+            captured = self._capturer.capture(inference, request)
             if captured:  # a Sum needs no zeros, and each metric costs Powertools work
                 metrics.add_metric(name=names.CAPTURED_ROWS, unit=MetricUnit.Count, value=captured)
 

@@ -57,7 +57,7 @@ def keys_under(s3: Any, prefix: str) -> list[str]:
 def api_predictions(service: Service, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for start in range(0, len(rows), 1000):
-        body = service.predict({"instances": rows[start : start + 1000]}).body
+        body = service.predict({"instances": rows[start : start + 1000]})
         out += body["predictions"]
     return out
 
@@ -304,7 +304,7 @@ def test_the_partial_validator_keeps_the_api_all_or_nothing(penguins: Service) -
     partial = validator.validate_partial(rows)
     assert partial.good.tolist() == [0, 2, 3]
     assert [e.code for e in partial.errors[1]] == ["unknown_category"]
-    assert all(t.shape == (3, 1) for t in partial.tensors.values())
+    assert all(c.shape == (3,) for c in partial.columns.values())
     with pytest.raises(Exception, match="validation_failed"):
         validator.validate(rows)
 

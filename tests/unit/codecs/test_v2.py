@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from functions.api import app
 from functions.api import v2 as v2_routes
-from onnxlambda.codecs.v2 import ProtocolError, V2Model
-from onnxlambda.contract.errors import not_ready
+from onnxlambda.codecs.v2 import V2Model
+from onnxlambda.contract.errors import ServingError, not_ready
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.service import Service, get_service
 from onnxlambda.settings import Settings
@@ -130,13 +130,17 @@ def test_infer_matches_predict_and_echoes_the_id(lambda_context: FakeLambdaConte
     # GIVEN the golden rows as V2 tensors (events/v2_infer.json) and as /predict records
     request = golden_request()
     rows = [{t["name"]: t["data"][i] for t in request["inputs"]} for i in range(2)]
-    predict = get_service().predict({"instances": rows}).body["predictions"]
+    predict = get_service().predict({"instances": rows})["predictions"]
     # WHEN inferred
     status, body = call(load_event("v2_infer"), lambda_context)
     # THEN the same labels and probabilities as /predict, all outputs, and the id echoed
     assert status == 200
     assert (body["model_name"], body["model_version"], body["id"]) == ("penguins", "1.0.0", "golden-1")
-    assert body["parameters"] == {"model_sha256": get_service().manifest.sha256, "function_version": "local"}
+    assert body["parameters"] == {
+        "model_sha256": get_service().manifest.sha256,
+        "function_version": "local",
+        "inference_id_prefix": "v2_infer",  # the API Gateway request id, as on /predict
+    }
     outputs = {o["name"]: o for o in body["outputs"]}
     assert list(outputs) == PENGUINS_OUTPUTS
     assert outputs["label"] == {
@@ -331,7 +335,7 @@ def test_model_not_loaded_is_503_and_a_bug_is_500_both_in_the_protocol_shape(
     monkeypatch.setattr(get_service().runtime, "run", boom)
     status, body = call(load_event("v2_infer"), lambda_context)
     assert status == 500
-    assert body["error"] == "internal error (request id v2_infer)"
+    assert body["error"] == "internal_error: internal error (request id v2_infer)"
 
     def unloaded() -> None:
         raise not_ready("model not loaded: sha256 mismatch")
@@ -410,10 +414,10 @@ def test_the_decoder_answers_anything_with_success_or_a_protocol_error(
     model = V2Model(get_service())
     text = json.dumps(request).encode()
     raw, header_length = (text, None) if header is None else (text + binary, str(len(text) + header % 8))
-    refused: ProtocolError | None = None
+    refused: ServingError | None = None
     try:
         answer = model.infer(raw, header_length)
-    except ProtocolError as err:
+    except ServingError as err:
         refused = err
     if refused is not None:
         assert refused.status in {400, 413, 422}

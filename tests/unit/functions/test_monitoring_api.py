@@ -14,7 +14,19 @@ from functions.api.observe import observer
 from onnxlambda.contract.manifest import load_manifest
 from onnxlambda.monitoring import metrics as names
 from onnxlambda.monitoring.capture import Capturer, CaptureSettings
+from onnxlambda.serving.dataplane import Decoded, Inference
+from onnxlambda.serving.runtime import ModelRuntime
+from onnxlambda.serving.service import Service
+from onnxlambda.settings import Settings
 from tests.conftest import MODELS, FakeLambdaContext, golden_rows, load_event
+
+
+def answered(rows: list[dict[str, Any]], request_id: str = "r") -> tuple[Inference, Decoded]:
+    """Rows answered by the penguins model through the data plane (no row limit)."""
+    settings = Settings(MODELS / "penguins", 100_000, 1 << 20, 100, 1)
+    request = Decoded(protocol="predict", rows=rows)
+    service = Service(ModelRuntime.load(MODELS / "penguins"), settings)
+    return service.dataplane.infer(request, request_id=request_id), request
 
 
 def stdout_json(out: str) -> list[dict[str, Any]]:
@@ -158,15 +170,15 @@ def test_sampling_keeps_about_the_configured_share() -> None:
         manifest, CaptureSettings(sample_rate=0.1), write=written.append, rng=random.Random(1)
     )
     rows = golden_rows(MODELS / "penguins")
-    predictions = [{"label": "Adelie", "inference_id": f"r-{i}"} for i in range(len(rows))]
-    total = sum(capturer.capture("r", rows * 100, predictions * 100) for _ in range(10))
+    inference, request = answered(rows * 100)
+    total = sum(capturer.capture(inference, request) for _ in range(10))
     # THEN about a tenth of the rows are captured (binomial: 10% +- 4 sd)
     n = len(rows) * 100 * 10
     assert abs(total - 0.1 * n) < 4 * (n * 0.1 * 0.9) ** 0.5
     assert sum(line.count("\n") for line in written) == total
     # AND a zero rate writes nothing at all
     silent = Capturer(manifest, CaptureSettings(sample_rate=0.0), write=written.append)
-    assert silent.capture("r", rows, predictions) == 0
+    assert silent.capture(inference, request) == 0
 
 
 def test_feedback_is_accepted_and_written_on_the_capture_path(
@@ -232,8 +244,9 @@ def test_a_row_that_cannot_be_written_is_skipped_not_failed() -> None:
     written: list[str] = []
     capturer = Capturer(manifest, CaptureSettings(sample_rate=1.0), write=written.append)
     rows = golden_rows(MODELS / "penguins")[:2]
-    rows[0] = {**rows[0], "bill_length_mm": float("nan")}
+    inference, _ = answered(rows)
+    request = Decoded(protocol="predict", rows=[{**rows[0], "bill_length_mm": float("nan")}, rows[1]])
     # WHEN captured THEN only the other row is written, and nothing raises
-    assert capturer.capture("r", rows, [{"label": "Adelie"}, {"label": "Gentoo"}]) == 1
+    assert capturer.capture(inference, request) == 1
     [line] = "".join(written).splitlines()
     assert json.loads(line)["inference_id"] == "r-1"

@@ -66,9 +66,9 @@ def test_onnx_inputs_are_the_manifest_features(model_dir: Path) -> None:
     manifest = load_manifest(model_dir)
     # WHEN the model is opened with onnxruntime
     sess = ort.InferenceSession(str(model_dir / manifest.model_file), providers=["CPUExecutionProvider"])
-    # THEN there is one [N, 1] input per feature, named and typed as the manifest says
+    # THEN its inputs are the manifest's inputs: named, typed and as wide as the features they carry
     inputs = {i.name: (i.type, len(i.shape), i.shape[1]) for i in sess.get_inputs()}
-    assert inputs == {f.tensor_name: (ONNX_TYPES[f.dtype], 2, 1) for f in manifest.features}
+    assert inputs == {i.name: (ONNX_TYPES[i.dtype], 2, len(i.features)) for i in manifest.inputs}
     # AND the output tensors the manifest refers to exist
     outputs = {o.name for o in sess.get_outputs()}
     out = manifest.output
@@ -104,20 +104,17 @@ def test_golden_cases_reproduce_with_onnxruntime(model_dir: Path) -> None:
     manifest = load_manifest(model_dir)
     golden = load_golden(model_dir, manifest)
     sess = ort.InferenceSession(str(model_dir / manifest.model_file), providers=["CPUExecutionProvider"])
+
     # WHEN each instance is fed as the serving code does (NaN for a missing number, "" for a missing string)
+    def cell(value: object, string: bool) -> object:
+        return ("" if string else np.nan) if value is None else value
+
     feeds = {
-        f.tensor_name: (
-            np.array(
-                [["" if c.instance[f.name] is None else c.instance[f.name]] for c in golden.cases],
-                dtype=object,
-            )
-            if f.is_categorical
-            else np.array(
-                [[np.nan if c.instance[f.name] is None else c.instance[f.name]] for c in golden.cases],
-                dtype=np.float32,
-            )
+        i.name: np.array(
+            [[cell(c.instance[f], i.dtype == "string") for f in i.features] for c in golden.cases],
+            dtype=object if i.dtype == "string" else np.float32,
         )
-        for f in manifest.features
+        for i in manifest.inputs
     }
     out = manifest.output
     # THEN the model reproduces every expected value within the manifest's tolerances

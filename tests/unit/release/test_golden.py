@@ -26,7 +26,7 @@ def served_body(model_dir: Path) -> dict[str, Any]:
     settings = Settings(
         model_dir, max_rows=1000, max_body_bytes=1 << 20, max_error_details=100, ort_intra_op_threads=1
     )
-    return Service.from_settings(settings).predict(golden_request(golden), "golden").body
+    return Service.from_settings(settings).predict(golden_request(golden), "golden")
 
 
 @pytest.mark.parametrize("model", ["penguins", "diabetes"])

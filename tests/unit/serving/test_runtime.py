@@ -38,9 +38,9 @@ def test_same_code_serves_both_models_and_reproduces_their_golden_sets(model: st
     service = Service.from_settings(settings_for(model_dir))
     golden = load_golden(model_dir, service.manifest)
     # WHEN the golden inputs are predicted by the same service code
-    outcome = service.predict({"instances": [c.instance for c in golden.cases]}, request_id="req")
+    answer = service.predict({"instances": [c.instance for c in golden.cases]}, request_id="req")
     # THEN every output matches the golden set within the manifest's tolerance
-    for case, row in zip(golden.cases, outcome.body["predictions"], strict=True):
+    for case, row in zip(golden.cases, answer["predictions"], strict=True):
         for key, expected in case.expected.items():
             if key == "probabilities":
                 assert isinstance(expected, dict)
@@ -52,8 +52,8 @@ def test_same_code_serves_both_models_and_reproduces_their_golden_sets(model: st
                 assert row[key] == pytest.approx(expected, abs=service.manifest.golden.value_tolerance)
             else:
                 assert row[key] == expected
-    assert outcome.body["model"]["sha256"] == service.manifest.sha256
-    assert outcome.body["predictions"][3]["inference_id"] == "req-3"
+    assert answer["model"]["sha256"] == service.manifest.sha256
+    assert answer["predictions"][3]["inference_id"] == "req-3"
 
 
 def test_tampered_model_is_refused_before_a_session_exists(penguins_dir: Path, tmp_path: Path) -> None:
@@ -100,7 +100,7 @@ def test_manifest_that_does_not_describe_the_model_is_refused(
     manifest["sha256"] = load_manifest(penguins_dir).sha256
     (model_dir / "manifest.json").write_text(json.dumps(manifest))
     # THEN the input signature check refuses it
-    with pytest.raises(ModelLoadError, match="do not match the manifest"):
+    with pytest.raises(ModelLoadError, match="does not match its manifest"):
         ModelRuntime.load(model_dir)
 
 

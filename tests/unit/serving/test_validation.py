@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from onnxlambda.codecs.predict import decode, read_json
 from onnxlambda.contract.errors import ServingError
 from onnxlambda.contract.manifest import load_manifest
 from onnxlambda.serving.service import Service
-from onnxlambda.serving.validation import Validator, parse_instances
+from onnxlambda.serving.validation import Validator
 from onnxlambda.settings import Settings
 from tests.conftest import golden_rows
 
@@ -41,17 +42,17 @@ def details(err: ServingError) -> list[tuple[int | None, str, str]]:
     return [(d.row, d.field, d.code) for d in err.details]
 
 
-def test_valid_rows_become_model_tensors(validator: Validator) -> None:
+def test_valid_rows_become_typed_columns(validator: Validator) -> None:
     # GIVEN two valid rows, one with the nullable features left null
     rows = [ROW, {**ROW, "sex": None, "body_mass_g": None}]
     # WHEN they are validated
     batch = validator.validate(rows)
     # THEN every feature is an [N, 1] tensor of the manifest's dtype; nulls become NaN and ""
     assert batch.rows == 2
-    assert batch.tensors["bill_length_mm"].dtype == np.float32
-    assert batch.tensors["bill_length_mm"].shape == (2, 1)
-    assert math.isnan(float(batch.tensors["body_mass_g"][1, 0]))
-    assert batch.tensors["sex"][:, 0].tolist() == ["male", ""]
+    assert batch.columns["bill_length_mm"].dtype == np.float32
+    assert batch.columns["bill_length_mm"].shape == (2,)
+    assert math.isnan(float(batch.columns["body_mass_g"][1]))
+    assert batch.columns["sex"].tolist() == ["male", ""]
     assert batch.health.missing == {**dict.fromkeys(ROW, 0), "sex": 1, "body_mass_g": 1}
 
 
@@ -59,7 +60,7 @@ def test_integers_are_accepted_as_numbers(validator: Validator) -> None:
     # GIVEN a JSON integer where the model takes a float
     batch = validator.validate([{**ROW, "body_mass_g": 3600}])
     # THEN it is a number like any other
-    assert batch.tensors["body_mass_g"][0, 0] == np.float32(3600)
+    assert batch.columns["body_mass_g"][0] == np.float32(3600)
 
 
 @pytest.mark.parametrize(
@@ -160,7 +161,7 @@ def test_too_many_rows_is_413_before_any_column_work(validator: Validator) -> No
 )
 def test_wrong_top_level_shape_is_400(body: object, code: str) -> None:
     with pytest.raises(ServingError) as info:
-        parse_instances(body)
+        decode(body)
     assert (info.value.status, info.value.code) == (400, code)
 
 
@@ -189,7 +190,7 @@ def service(penguins_dir: Path) -> Service:
 def test_unparseable_or_oversized_bodies(service: Service, raw: bytes, status: int, code: str) -> None:
     # GIVEN a body that is empty, truncated, not UTF-8, nested past the parser, or over the limit
     with pytest.raises(ServingError) as info:
-        service.parse_body(raw)
+        read_json(raw, service.settings.max_body_bytes)
     # THEN it is refused with the right status, never an exception escaping
     assert (info.value.status, info.value.code) == (status, code)
 

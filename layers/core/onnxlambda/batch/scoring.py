@@ -180,7 +180,7 @@ class _Scorer:
                 line = chunk.lines[i] if chunk.lines else None
                 rejected.append(RejectedRow(row, fixed, chunk.raw(i), line))
             if partial.rows:
-                prediction = self.runtime.run(partial.tensors)
+                prediction = self.runtime.run(partial.columns, partial.rows)
                 self._count_drift(partial, prediction)
                 scored.write(self._render(chunk, partial, prediction))
                 self.rows_scored += partial.rows
@@ -210,7 +210,7 @@ class _Scorer:
 
     def _count_drift(self, partial: PartialBatch, prediction: Prediction) -> None:
         for f in self.manifest.features:
-            self.feature_drift[f.name].add(partial.tensors[f.tensor_name])
+            self.feature_drift[f.name].add(partial.columns[f.name])
         if prediction.labels is not None:
             self.output_drift.add(prediction.labels)
         elif prediction.values is not None:

@@ -19,7 +19,9 @@ from onnxlambda.contract.errors import FieldError, ServingError, malformed
 INFERENCE_ID_PATTERN: Final = "^[A-Za-z0-9._:-]{1,200}$"
 _INFERENCE_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,200}")  # fullmatch: no trailing newline
 # The envelope message and detail texts the pydantic model's errors were mapped to (app.py).
-ENVELOPE_MESSAGE: Final = 'request body must be {"instances": [ {...}, ... ]}'
+ENVELOPE_MESSAGE: Final = (
+    'request body must be {"inference_id": "<from a prediction>", "actual": <the true label or value>}'
+)
 _REQUIRED: Final = "Field required"
 _NOT_AN_OBJECT: Final = "Input should be a valid dictionary or object to extract fields from"
 

@@ -1,22 +1,27 @@
-"""Open Inference Protocol (KServe V2) over REST, on the same Validator and ModelRuntime as /predict.
+"""Open Inference Protocol (KServe V2) over REST: a codec onto the same data plane as /predict.
 
-The protocol speaks in tensors: one input per feature, named like the feature, with the
-datatype of its ONNX input (float32 -> FP32, string -> BYTES, ...) and shape [N, 1] (or [N]).
-Decoding here only checks the *structure* (names, datatypes, shapes, element counts, binary
-framing); the values then go through the very same `Validator` as a /predict request, so both
-routes accept and refuse exactly the same values, and through the same `ModelRuntime.run`. One
+The protocol speaks in the model's own tensors, as Triton or MLServer would serve the ONNX file:
+the inputs are the manifest's `inputs` (the graph's input tensors: one [N, 1] tensor per feature,
+or a packed [N, F] matrix whose columns are the features in manifest order), with the datatype of
+the ONNX input (float32 -> FP32, string -> BYTES, ...). Decoding here checks the *structure*
+(names, datatypes, shapes, element counts, binary framing) and splits each tensor into feature
+columns; the values then go through the data plane, so both protocols accept and refuse exactly
+the same values, are answered by the same runtime, and are measured and captured alike. One
 difference by design: an FP32 element's range is checked as the float32 it is (25.700000762939453
 is float32(25.7), inside a maximum of 25.7), since that is what clients hold and the model sees.
 
-What is deliberately not accepted: one batched [N, F] tensor holding all features (the features
-have different datatypes, and the ONNX inputs are per feature), and datatype conversions (an
-FP64 tensor for an FP32 input is refused with 400, as Triton does). JSON `null` in `data` is
-accepted as "missing" for features the manifest marks nullable (an extension: V2 has no null).
+Outputs are in the manifest's vocabulary: the label tensor carries class *names* (BYTES), the
+probability tensor is [N, C] FP32 in the manifest's `labels` order (a ZipMap export included),
+the regression value [N] or [N, 1] as the graph declares it.
+
+Not accepted: datatype conversions (an FP64 tensor for an FP32 input is refused with 400, as
+Triton does). JSON `null` in `data` is accepted as "missing" for features the manifest marks
+nullable (an extension: V2 has no null); so is NaN in a binary float tensor.
 
 Binary tensor data (Triton's extension, what tritonclient sends by default) is accepted for
 inputs; outputs are always returned as JSON `data`, which every V2 client reads.
 
-Errors are `ProtocolError(status, message)` and answered as the protocol's `{"error": "..."}`.
+Errors are the one ServingError model, rendered the protocol's way: `{"error": "<code>: ..."}`.
 """
 
 from __future__ import annotations
@@ -24,17 +29,16 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
 from onnxlambda import __version__
-from onnxlambda.contract.errors import ServingError
-from onnxlambda.contract.manifest import ClassificationOutput, Manifest
-from onnxlambda.serving.runtime import Prediction
+from onnxlambda.contract.errors import ServingError, malformed, not_found, too_large
+from onnxlambda.contract.manifest import ClassificationOutput, Feature, Manifest, ModelInput
+from onnxlambda.serving.dataplane import Decoded, Inference, Observer
 from onnxlambda.serving.service import Service
 
 SERVER_NAME: Final = "onnxlambda"
@@ -43,15 +47,8 @@ DATATYPES: Final = frozenset(
     {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
     | {"FP16", "FP32", "FP64", "BYTES"}
 )
-_FEATURE_DATATYPE: Final = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "string": "BYTES"}
-_ORT_DATATYPE: Final = {
-    "tensor(float)": "FP32",
-    "tensor(double)": "FP64",
-    "tensor(int64)": "INT64",
-    "tensor(int32)": "INT32",
-    "tensor(string)": "BYTES",
-    "tensor(bool)": "BOOL",
-}
+DATATYPE_OF: Final = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "string": "BYTES"}
+_ORT_VALUE_DATATYPE: Final = {"tensor(float)": "FP32", "tensor(double)": "FP64"}
 # Little-endian element layouts of the binary tensor data extension (BYTES is length-prefixed).
 _BINARY_DTYPE: Final[dict[str, str]] = {
     "BOOL": "?",
@@ -70,31 +67,19 @@ _BINARY_DTYPE: Final[dict[str, str]] = {
 _MAX_DETAILS_IN_MESSAGE: Final = 5
 
 
-class ProtocolError(Exception):
-    """A refused V2 request: an HTTP status and the one-line message of `{"error": "..."}`."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    def body(self) -> dict[str, str]:
-        return {"error": self.message}
-
-    @classmethod
-    def from_serving_error(cls, err: ServingError) -> ProtocolError:
-        """Same status as /predict; the field-level details folded into the one message."""
-        parts = [f"{err.code}: {err.message}"]
-        shown = err.details[:_MAX_DETAILS_IN_MESSAGE]
-        if shown:
-            parts.append(
-                "; ".join(
-                    (f"row {d.row} " if d.row is not None else "") + f"{d.field}: {d.message}" for d in shown
-                )
+def error_body(err: ServingError) -> dict[str, str]:
+    """The protocol's error shape: one line, the code first, the first field-level details folded in."""
+    parts = [f"{err.code}: {err.message}"]
+    shown = err.details[:_MAX_DETAILS_IN_MESSAGE]
+    if shown:
+        parts.append(
+            "; ".join(
+                (f"row {d.row} " if d.row is not None else "") + f"{d.field}: {d.message}" for d in shown
             )
-        if len(err.details) > len(shown) or err.truncated:
-            parts.append("(more not shown)")
-        return cls(err.status, " - ".join(parts))
+        )
+    if len(err.details) > len(shown) or err.truncated:
+        parts.append("(more not shown)")
+    return {"error": " - ".join(parts)}
 
 
 def server_metadata() -> dict[str, Any]:
@@ -112,11 +97,33 @@ class TensorSpec:
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
+def input_specs(manifest: Manifest) -> list[TensorSpec]:
+    """The V2 inputs: the manifest's model inputs, named and shaped as in the graph."""
+    return [
+        TensorSpec(i.name, DATATYPE_OF[i.dtype], [-1, len(i.features)] if i.rank == 2 else [-1])
+        for i in manifest.inputs
+    ]
+
+
+def output_specs(manifest: Manifest, graph_outputs: Sequence[Any] = ()) -> list[TensorSpec]:
+    """The V2 outputs, in the manifest's vocabulary (see the module docstring)."""
+    out = manifest.output
+    if isinstance(out, ClassificationOutput):
+        specs = [TensorSpec(out.label_tensor or "label", "BYTES", [-1])]
+        if out.probability_tensor is not None:
+            specs.append(TensorSpec(out.probability_tensor, "FP32", [-1, len(out.labels)]))
+        return specs
+    node = next((o for o in graph_outputs if o.name == out.value_tensor), None)
+    datatype = _ORT_VALUE_DATATYPE.get(node.type, "FP32") if node is not None else "FP32"
+    rank = len(node.shape or [1]) if node is not None else 1
+    return [TensorSpec(out.value_tensor, datatype, [-1, 1] if rank == 2 else [-1])]
+
+
 @dataclass(frozen=True, slots=True)
 class _Input:
+    model_input: ModelInput
     spec: TensorSpec
-    nullable: bool
-    bounds: tuple[float, ...]  # minimum and maximum, where the manifest sets them
+    features: tuple[Feature, ...]
 
 
 class V2Model:
@@ -125,34 +132,26 @@ class V2Model:
     def __init__(self, service: Service) -> None:
         self.service = service
         manifest: Manifest = service.manifest
+        self.manifest = manifest
         self.name = manifest.name
         self.version = manifest.version
+        by_name = {f.name: f for f in manifest.features}
         self._inputs = {
-            f.name: _Input(
-                TensorSpec(f.name, _FEATURE_DATATYPE[f.dtype], [-1, 1]),
-                f.nullable,
-                tuple(b for b in (f.minimum, f.maximum) if b is not None),
-            )
-            for f in manifest.features
+            spec.name: _Input(model_input, spec, tuple(by_name[n] for n in model_input.features))
+            for model_input, spec in zip(manifest.inputs, input_specs(manifest), strict=True)
         }
-        session_outputs = {o.name: o for o in service.runtime.session.get_outputs()}
-        self._outputs: dict[str, TensorSpec] = {}
-        for name in _output_names(manifest):
-            node = session_outputs[name]
-            shape = [d if isinstance(d, int) and d > 0 else -1 for d in node.shape]
-            self._outputs[name] = TensorSpec(name, _ORT_DATATYPE.get(node.type, "FP32"), shape)
+        self._outputs = {s.name: s for s in output_specs(manifest, service.runtime.session.get_outputs())}
 
     # -- addressing ------------------------------------------------------------------------
 
     def check(self, model_name: str, model_version: str | None = None) -> None:
         """404 unless the path names this model (and, when given, this version)."""
         if model_name != self.name:
-            raise ProtocolError(404, f"Request for unknown model: '{model_name}' is not found")
+            raise not_found(f"Request for unknown model: '{model_name}' is not found")
         if model_version is not None and model_version != self.version:
-            raise ProtocolError(
-                404,
+            raise not_found(
                 f"Request for unknown model: '{model_name}' version {model_version} is not found "
-                f"(this deployment serves version {self.version})",
+                f"(this deployment serves version {self.version})"
             )
 
     def metadata(self) -> dict[str, Any]:
@@ -169,137 +168,151 @@ class V2Model:
 
     # -- inference -------------------------------------------------------------------------
 
-    def infer(self, raw: bytes, header_length: str | None) -> dict[str, Any]:
-        """Decode an inference request, run it through the Validator and the model, answer JSON."""
+    def infer(
+        self,
+        raw: bytes,
+        header_length: str | None,
+        *,
+        request_id: str | None = None,
+        observer: Observer | None = None,
+    ) -> dict[str, Any]:
+        """Decode, answer through the data plane, encode: one inference request end to end."""
+        request, client_id, wanted = self.decode(raw, header_length)
+        inference = self.service.dataplane.infer(request, request_id=request_id, observer=observer)
+        return self.encode(inference, client_id, wanted)
+
+    def decode(self, raw: bytes, header_length: str | None) -> tuple[Decoded, str | None, list[str]]:
+        """The request as feature columns, its `id`, and the outputs it asks for."""
         request, binary = _split_body(raw, header_length)
         request_id = request.get("id")
         if request_id is not None and not isinstance(request_id, str):
-            raise ProtocolError(400, "'id' must be a string")
+            raise malformed("'id' must be a string")
         wanted = self._requested_outputs(request.get("outputs"))
-        columns, rows = self._decode_inputs(request.get("inputs"), binary)
-        try:
-            batch = self.service.validator.validate_table(columns, rows)
-        except ServingError as err:
-            # REDACT_FIELDS holds here as on /predict; `from None` keeps the values out of tracebacks.
-            raise ProtocolError.from_serving_error(self.service.redactor.error(err)) from None
-        prediction = self.service.runtime.run(batch.tensors)
-        outputs = self._encode_outputs(prediction, rows, wanted)
+        columns = self._decode_inputs(request.get("inputs"), binary)
+        return Decoded(protocol="v2", columns=columns), request_id, wanted
+
+    def encode(self, inference: Inference, request_id: str | None, wanted: list[str]) -> dict[str, Any]:
         response: dict[str, Any] = {"model_name": self.name, "model_version": self.version}
         if request_id is not None:
             response["id"] = request_id
         ref = self.service.model_info_ref()  # traceable like /predict: which bytes, which Lambda version
-        response["parameters"] = {"model_sha256": ref["sha256"], "function_version": ref["function_version"]}
-        response["outputs"] = outputs
+        response["parameters"] = {
+            "model_sha256": ref["sha256"],
+            "function_version": ref["function_version"],
+            # Row i's inference id (for POST /feedback) is "<inference_id_prefix>-<i>".
+            "inference_id_prefix": inference.request_id,
+        }
+        response["outputs"] = self._encode_outputs(inference, wanted)
         return response
 
     def _requested_outputs(self, outputs: object) -> list[str]:
         if outputs is None or outputs == []:  # "[]" asks for nothing: read as "not specified"
             return list(self._outputs)
         if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
-            raise ProtocolError(400, "'outputs' must be an array of objects with a 'name'")
+            raise malformed("'outputs' must be an array of objects with a 'name'")
         names: list[str] = []
         for output in outputs:
             name = output.get("name")
             if not isinstance(name, str):
-                raise ProtocolError(400, "each requested output needs a string 'name'")
+                raise malformed("each requested output needs a string 'name'")
             if name not in self._outputs:
-                raise ProtocolError(
-                    400,
+                raise malformed(
                     f"unexpected inference output '{name}' for model '{self.name}'; "
-                    f"outputs are: {', '.join(self._outputs)}",
+                    f"outputs are: {', '.join(self._outputs)}"
                 )
             if name not in names:
                 names.append(name)
         return names
 
-    def _decode_inputs(self, inputs: object, binary: bytes) -> tuple[dict[str, list[Any]], int]:
+    def _decode_inputs(self, inputs: object, binary: bytes) -> dict[str, list[Any]]:
         if not isinstance(inputs, list) or not inputs:
-            raise ProtocolError(400, "'inputs' must be a non-empty array of tensors")
+            raise malformed("'inputs' must be a non-empty array of tensors")
         columns: dict[str, list[Any]] = {}
+        seen: set[str] = set()
         rows: int | None = None
         offset = 0
         for tensor in inputs:
             if not isinstance(tensor, dict):
-                raise ProtocolError(400, "each input must be an object with name, shape, datatype and data")
+                raise malformed("each input must be an object with name, shape, datatype and data")
             name = tensor.get("name")
             if not isinstance(name, str):
-                raise ProtocolError(400, "each input needs a string 'name'")
+                raise malformed("each input needs a string 'name'")
             expected = self._inputs.get(name)
             if expected is None:
-                raise ProtocolError(
-                    400,
+                raise malformed(
                     f"unexpected inference input '{name}' for model '{self.name}'; "
-                    f"inputs are: {', '.join(self._inputs)}",
+                    f"inputs are: {', '.join(self._inputs)}"
                 )
-            if name in columns:
-                raise ProtocolError(400, f"input '{name}' is given more than once")
+            if name in seen:
+                raise malformed(f"input '{name}' is given more than once")
+            seen.add(name)
             n = self._check_header(tensor, expected.spec)
             if rows is not None and n != rows:
-                raise ProtocolError(
-                    400, f"input '{name}' has {n} rows but earlier inputs have {rows}: shapes must agree"
+                raise malformed(
+                    f"input '{name}' has {n} rows but earlier inputs have {rows}: shapes must agree"
                 )
             rows = n
             values, offset = _tensor_values(tensor, expected.spec.datatype, binary, offset)
-            if expected.spec.datatype == "FP32":
-                values = _snap_to_bounds(values, expected.bounds)
-            if len(values) != n:
-                raise ProtocolError(
-                    400,
-                    f"input '{name}' has {len(values)} elements but its shape {tensor['shape']} needs {n}",
+            width = len(expected.features)
+            if len(values) != n * width:
+                shape = tensor["shape"]
+                raise malformed(
+                    f"input '{name}' has {len(values)} elements but its shape {shape} needs {n * width}"
                 )
-            columns[name] = values
-        missing = [name for name in self._inputs if name not in columns]
+            for j, feature in enumerate(expected.features):
+                column = values[j::width] if width > 1 else values
+                if expected.spec.datatype == "FP32":
+                    column = _snap_to_bounds(column, _bounds(feature))
+                columns[feature.name] = column
+        missing = [name for name in self._inputs if name not in seen]
         if missing:
-            raise ProtocolError(
-                400,
-                f"expected {len(self._inputs)} inputs but got {len(columns)} for model '{self.name}'; "
-                f"missing: {', '.join(missing)}",
+            raise malformed(
+                f"expected {len(self._inputs)} inputs but got {len(seen)} for model '{self.name}'; "
+                f"missing: {', '.join(missing)}"
             )
         if offset != len(binary):
-            raise ProtocolError(
-                400, f"{len(binary) - offset} bytes of binary data are not claimed by any input"
-            )
-        assert rows is not None
-        return {name: columns[name] for name in self._inputs}, rows
+            raise malformed(f"{len(binary) - offset} bytes of binary data are not claimed by any input")
+        return columns
 
     def _check_header(self, tensor: dict[str, Any], spec: TensorSpec) -> int:
         """Datatype and shape against the model; returns the number of rows N."""
         datatype = tensor.get("datatype")
         if not isinstance(datatype, str) or datatype not in DATATYPES:
-            raise ProtocolError(
-                400, f"input '{spec.name}': datatype must be one of {', '.join(sorted(DATATYPES))}"
-            )
+            raise malformed(f"input '{spec.name}': datatype must be one of {', '.join(sorted(DATATYPES))}")
         if datatype != spec.datatype:
-            raise ProtocolError(
-                400,
+            raise malformed(
                 f"inference input '{spec.name}' data-type is '{datatype}', "
-                f"but model '{self.name}' expects '{spec.datatype}'",
+                f"but model '{self.name}' expects '{spec.datatype}'"
             )
         shape = tensor.get("shape")
+        width = spec.shape[1] if len(spec.shape) == 2 else 1
+        accepted = [[-1, width]] + ([[-1]] if width == 1 else [])
         if (
             not isinstance(shape, list)
             or not all(type(d) is int and d >= 0 for d in shape)
             or len(shape) not in (1, 2)
-            or (len(shape) == 2 and shape[1] != 1)
+            or (len(shape) == 2 and shape[1] != width)
+            or (len(shape) == 1 and width != 1)
         ):
-            raise ProtocolError(
-                400,
+            shown = " or ".join(json.dumps(s).replace("-1", "N") for s in accepted)
+            raise malformed(
                 f"unexpected shape for input '{spec.name}' for model '{self.name}': "
-                f"expected [N, 1] or [N], got {json.dumps(shape)}",
+                f"expected {shown}, got {json.dumps(shape)}"
             )
         rows: int = shape[0]
-        if rows > self.service.validator.max_rows:
-            raise ProtocolError(
-                413, f"{rows} rows sent; at most {self.service.validator.max_rows} per request"
-            )
+        limit = self.service.validator.max_rows
+        if rows > limit:
+            raise too_large("too_many_rows", f"{rows} rows sent; at most {limit} per request")
         return rows
 
-    def _encode_outputs(self, prediction: Prediction, rows: int, wanted: list[str]) -> list[dict[str, Any]]:
-        out = self.service.manifest.output
+    def _encode_outputs(self, inference: Inference, wanted: list[str]) -> list[dict[str, Any]]:
+        out = self.manifest.output
+        prediction = inference.prediction
+        rows = inference.rows
         data: dict[str, list[Any]] = {}
         if isinstance(out, ClassificationOutput):
             assert prediction.labels is not None
-            data[out.label_tensor] = prediction.labels
+            data[out.label_tensor or "label"] = prediction.labels
             if out.probability_tensor and prediction.probabilities is not None:
                 data[out.probability_tensor] = _as(prediction.probabilities, "FP32")
         else:
@@ -313,14 +326,11 @@ class V2Model:
         return encoded
 
 
-def _output_names(manifest: Manifest) -> list[str]:
-    out = manifest.output
-    if isinstance(out, ClassificationOutput):
-        return [out.label_tensor] + ([out.probability_tensor] if out.probability_tensor else [])
-    return [out.value_tensor]
+def _bounds(feature: Feature) -> tuple[float, ...]:
+    return tuple(b for b in (feature.minimum, feature.maximum) if b is not None)
 
 
-def _as(values: npt.NDArray[Any], datatype: str) -> list[Any]:
+def _as(values: Any, datatype: str) -> list[Any]:
     dtype = np.float64 if datatype == "FP64" else np.float32
     result: list[Any] = np.asarray(values, dtype=dtype).reshape(-1).tolist()
     return result
@@ -333,20 +343,18 @@ def _split_body(raw: bytes, header_length: str | None) -> tuple[dict[str, Any], 
         try:
             size = int(header_length)
         except ValueError:
-            raise ProtocolError(400, "Inference-Header-Content-Length must be an integer") from None
+            raise malformed("Inference-Header-Content-Length must be an integer") from None
         if not 0 < size <= len(raw):
-            raise ProtocolError(
-                400, f"Inference-Header-Content-Length {size} does not fit a body of {len(raw)} bytes"
-            )
+            raise malformed(f"Inference-Header-Content-Length {size} does not fit a body of {len(raw)} bytes")
         raw, binary = raw[:size], raw[size:]
     if not raw.strip():
-        raise ProtocolError(400, "request body is empty; expected a JSON inference request")
+        raise malformed("request body is empty; expected a JSON inference request")
     try:
         request = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise ProtocolError(400, "request body is not valid JSON") from None
+        raise malformed("request body is not valid JSON") from None
     if not isinstance(request, dict):
-        raise ProtocolError(400, 'request body must be a JSON object {"inputs": [...]}')
+        raise malformed('request body must be a JSON object {"inputs": [...]}')
     return request, binary
 
 
@@ -359,15 +367,15 @@ def _tensor_values(
     name = tensor["name"]
     if size is not None:
         if type(size) is not int or size < 0 or offset + size > len(binary):
-            raise ProtocolError(400, f"input '{name}': binary_data_size does not fit the binary data sent")
+            raise malformed(f"input '{name}': binary_data_size does not fit the binary data sent")
         chunk = binary[offset : offset + size]
         values, offset = _decode_binary(name, datatype, chunk), offset + size
     else:
         if "data" not in tensor:
-            raise ProtocolError(400, f"input '{name}' has no 'data' (nor binary_data_size)")
+            raise malformed(f"input '{name}' has no 'data' (nor binary_data_size)")
         data = tensor["data"]
         if not isinstance(data, list):
-            raise ProtocolError(400, f"input '{name}': 'data' must be an array")
+            raise malformed(f"input '{name}': 'data' must be an array")
         values = list(_flatten(data, name))
     return values, offset
 
@@ -417,7 +425,7 @@ def _flatten(data: list[Any], name: str, depth: int = 0) -> Iterable[Any]:
     for item in data:
         if isinstance(item, list):
             if depth >= 1:
-                raise ProtocolError(400, f"input '{name}': 'data' is nested deeper than the tensor's shape")
+                raise malformed(f"input '{name}': 'data' is nested deeper than the tensor's shape")
             yield from _flatten(item, name, depth + 1)
         else:
             yield item
@@ -429,20 +437,20 @@ def _decode_binary(name: str, datatype: str, chunk: bytes) -> list[Any]:
         pos = 0
         while pos < len(chunk):
             if pos + 4 > len(chunk):
-                raise ProtocolError(400, f"input '{name}': truncated BYTES element length")
+                raise malformed(f"input '{name}': truncated BYTES element length")
             (length,) = struct.unpack_from("<I", chunk, pos)
             pos += 4
             if pos + length > len(chunk):
-                raise ProtocolError(400, f"input '{name}': BYTES element overruns its binary data")
+                raise malformed(f"input '{name}': BYTES element overruns its binary data")
             try:
                 values.append(chunk[pos : pos + length].decode("utf-8"))
             except UnicodeDecodeError:
-                raise ProtocolError(400, f"input '{name}': BYTES element is not UTF-8") from None
+                raise malformed(f"input '{name}': BYTES element is not UTF-8") from None
             pos += length
         return values
     dtype = np.dtype(_BINARY_DTYPE[datatype])
     if len(chunk) % dtype.itemsize:
-        raise ProtocolError(400, f"input '{name}': {len(chunk)} bytes is not a whole number of {datatype}")
+        raise malformed(f"input '{name}': {len(chunk)} bytes is not a whole number of {datatype}")
     array = np.frombuffer(chunk, dtype=dtype)
     if datatype.startswith("FP"):
         # NaN in a float tensor is how binary clients say "missing": the Validator decides.
@@ -463,4 +471,15 @@ def v2_model(service: Service) -> V2Model:
     return _model
 
 
-__all__ = ["DATATYPES", "PLATFORM", "ProtocolError", "TensorSpec", "V2Model", "server_metadata", "v2_model"]
+__all__ = [
+    "DATATYPES",
+    "DATATYPE_OF",
+    "PLATFORM",
+    "TensorSpec",
+    "V2Model",
+    "error_body",
+    "input_specs",
+    "output_specs",
+    "server_metadata",
+    "v2_model",
+]

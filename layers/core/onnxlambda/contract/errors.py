@@ -66,6 +66,16 @@ def too_large(code: str, message: str) -> ServingError:
     return ServingError(code, message, status=413)
 
 
+def not_found(message: str) -> ServingError:
+    """No such route, model or model version: 404."""
+    return ServingError("not_found", message, status=404)
+
+
+def internal(message: str = "internal error") -> ServingError:
+    """A bug: logged with its stack by the transport; the caller gets this and a request id."""
+    return ServingError("internal_error", message, status=500)
+
+
 def not_ready(message: str) -> ServingError:
     """The model could not be loaded in this execution environment: 503."""
     return ServingError("model_not_ready", message, status=503)

@@ -1,186 +1,49 @@
 """The model manifest: the single source of truth for a model's contract.
 
-Validation, the OpenAPI document, drift baselines and the golden-set check all read this file;
-nothing about a model is hand-copied anywhere else. `models/<name>/train.py` writes it beside
-`model.onnx`.
+Validation, the input layout fed to onnxruntime, the way outputs are read, the OpenAPI document,
+drift baselines and the golden-set check all read this file; nothing about a model is
+hand-copied anywhere else. `onnxlambda import` writes it beside the user's `model.onnx`.
 
-The contract types are frozen stdlib dataclasses checked by a small loader (below), not pydantic
-models: importing pydantic was ~90 ms of the API function's cold start and this module was the
-only thing on its import path that needed it (issue #7, README "Performance"). Every instance is
-checked when it is built, by the loader or by code (`models/_common.py`): field types (ints
-widened to float where the field is a float, as pydantic's lax mode did), `kind`-discriminated
-unions, patterns, unknown or missing fields, and the cross-field rules.
+Three layers of names, kept apart on purpose:
+- features: what callers send, under the data's own column names (any printable string, e.g.
+  "od280/od315_of_diluted_wines"); validation is per feature;
+- inputs: the ONNX graph's input tensors and which features each carries, in column order (one
+  [N, 1] tensor per feature, one packed [N, F] tensor, or a mix, as exports make them);
+- output: which graph outputs hold the label, the class probabilities (a [N, C] tensor or a
+  ZipMap sequence of maps) or the regression value, and the class names in the model's own order.
+
+Schema history: version 1 had one [N, 1] input per feature (`Feature.onnx_name`); `load_manifest`
+still reads it and upgrades it in memory.
 """
 
 from __future__ import annotations
 
 import json
-import re
-import types
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Final, Literal
+
+from onnxlambda.contract.strict import Frozen, ManifestError, build
 
 MANIFEST_FILE = "manifest.json"
 GOLDEN_FILE = "golden.json"
 OPENAPI_FILE = "openapi.json"  # built by `onnxlambda openapi`, served verbatim at GET /openapi.json
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
-
-class ManifestError(ValueError):
-    """A manifest or golden set that breaks the contract; `loc` is the path to the bad value."""
-
-    def __init__(self, msg: str, loc: tuple[str | int, ...] = ()) -> None:
-        self.msg, self.loc = msg, loc
-        super().__init__(f"{'.'.join(map(str, loc))}: {msg}" if loc else msg)
-
-    def at(self, *prefix: str | int) -> ManifestError:
-        return ManifestError(self.msg, (*prefix, *self.loc))
-
-
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    # Resolved once per class (the annotations are strings: `from __future__ import annotations`).
-    if cls not in _HINTS:
-        _HINTS[cls] = get_type_hints(cls)
-    return _HINTS[cls]
-
-
-def _convert(tp: Any, value: object) -> object:
-    """`value` checked against the annotation `tp` (JSON shapes, or already-built instances)."""
-    origin = get_origin(tp)
-    if tp is object:
-        return value
-    if origin is Literal:
-        if any(value == a and type(value) is type(a) for a in get_args(tp)):
-            return value
-        raise ManifestError(f"must be one of {', '.join(map(repr, get_args(tp)))}, got {value!r}")
-    if origin is Union or origin is types.UnionType:
-        return _convert_union(get_args(tp), value)
-    if origin is list:
-        return _convert_list(get_args(tp)[0], value)
-    if origin is dict:
-        return _convert_dict(get_args(tp)[1], value)
-    return _convert_scalar(tp, value)
-
-
-def _convert_scalar(tp: Any, value: object) -> object:
-    if isinstance(tp, type) and is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise ManifestError(f"must be an object, got {type(value).__name__}")
-        return _build(tp, value)
-    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, str, bool) and isinstance(value, tp) and (tp is bool or not isinstance(value, bool)):
-        return value
-    raise ManifestError(f"must be {getattr(tp, '__name__', tp)}, got {type(value).__name__}")
-
-
-def _convert_list(item: Any, value: object) -> list[object]:
-    if not isinstance(value, list | tuple):
-        raise ManifestError(f"must be a list, got {type(value).__name__}")
-    out: list[object] = []
-    for i, v in enumerate(value):
-        try:
-            out.append(_convert(item, v))
-        except ManifestError as exc:
-            raise exc.at(i) from None
-    return out
-
-
-def _convert_dict(item: Any, value: object) -> dict[str, object]:
-    if not isinstance(value, dict):
-        raise ManifestError(f"must be an object, got {type(value).__name__}")
-    out: dict[str, object] = {}
-    for k, v in value.items():
-        if not isinstance(k, str):
-            raise ManifestError(f"keys must be strings, got {k!r}")
-        try:
-            out[k] = _convert(item, v)
-        except ManifestError as exc:
-            raise exc.at(k) from None
-    return out
-
-
-def _convert_union(args: tuple[Any, ...], value: object) -> object:
-    if value is None:
-        if type(None) in args:
-            return None
-        raise ManifestError("must not be null")
-    classes = [a for a in args if isinstance(a, type) and is_dataclass(a)]
-    if classes:  # discriminated on `kind`, like pydantic's Field(discriminator="kind")
-        if isinstance(value, tuple(classes)):
-            return value
-        kinds = {f.default: c for c in classes for f in fields(c) if f.name == "kind"}
-        kind = value.get("kind") if isinstance(value, dict) else None
-        if kind not in kinds:
-            raise ManifestError(f"kind must be one of {', '.join(map(repr, kinds))}, got {kind!r}")
-        return _convert(kinds[kind], value)
-    # Scalars: an exact type match wins (pydantic's smart mode), then the first that converts.
-    for a in args:
-        if type(value) is a:
-            return value
-    errors = []
-    for a in args:
-        if a is not type(None):
-            try:
-                return _convert(a, value)
-            except ManifestError as exc:
-                errors.append(exc.msg)
-    raise ManifestError(" or ".join(errors))
-
-
-def _build[T](cls: type[T], data: dict[str, object]) -> T:
-    declared = fields(cls)  # type: ignore[arg-type]
-    unknown = sorted(set(data) - {f.name for f in declared})
-    if unknown:
-        raise ManifestError("unknown field").at(unknown[0])
-    for f in declared:
-        if f.name not in data and f.default is MISSING and f.default_factory is MISSING:
-            raise ManifestError("field required").at(f.name)
-    return cls(**data)
-
-
-class _Frozen:
-    """Checks (and, where a float field got an int, widens) every field when an instance is built."""
-
-    def __post_init__(self) -> None:
-        hints = _hints(type(self))
-        for f in fields(self):  # type: ignore[arg-type]
-            name = f.name
-            try:
-                object.__setattr__(self, name, _convert(hints[name], getattr(self, name)))
-            except ManifestError as exc:
-                raise exc.at(name) from None
-        patterns: dict[str, str] = getattr(self, "_PATTERNS", {})
-        for name, pattern in patterns.items():
-            value = getattr(self, name)
-            if not re.fullmatch(pattern, value):
-                raise ManifestError(f"{value!r} does not match {pattern!r}", (name,))
-        try:
-            self._check()
-        except ManifestError:
-            raise
-        except ValueError as exc:
-            raise ManifestError(str(exc)) from None
-
-    def _check(self) -> None:
-        """Cross-field rules; raise ValueError."""
+Dtype = Literal["float32", "float64", "int64", "string"]
+# A public name: printable, no leading or trailing whitespace (CSV headers are read stripped).
+NAME_PATTERN: Final = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,254}[^\s\x00-\x1f\x7f])?$"
 
 
 @dataclass(frozen=True, kw_only=True)
-class NumericBaseline(_Frozen):
+class NumericBaseline(Frozen):
     """Distribution of a numeric column in the reference (training) data.
 
     `cut_points` are interior bin edges; `counts` has len(cut_points) + 1 entries, the first bin
     open to -inf and the last to +inf, so every finite value lands in some bin. A value x falls in
     bin `numpy.searchsorted(cut_points, x, side="right")`, i.e. bin i is [cut[i-1], cut[i]).
     `count` includes missing values, so sum(counts) == count - missing. Monitors must bin the
-    same way.
+    same way (onnxlambda.monitoring.drift).
     """
 
     kind: Literal["numeric"] = "numeric"
@@ -201,7 +64,7 @@ class NumericBaseline(_Frozen):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CategoricalBaseline(_Frozen):
+class CategoricalBaseline(Frozen):
     """Category counts in the reference data (`missing` counts nulls)."""
 
     kind: Literal["categorical"] = "categorical"
@@ -214,28 +77,26 @@ Baseline = NumericBaseline | CategoricalBaseline
 
 
 @dataclass(frozen=True, kw_only=True)
-class Feature(_Frozen):
-    """One model input. Each feature is its own ONNX input tensor of shape [N, 1]."""
+class Feature(Frozen):
+    """One value a caller sends, validated on its own, then placed in a model input (`inputs`).
 
-    _PATTERNS = {"name": r"^[A-Za-z_][A-Za-z0-9_]*$"}
+    `dtype` is the element type of the tensor the feature feeds: float32/float64 accept any JSON
+    number, int64 only integral ones, string only the listed categories.
+    """
+
+    _PATTERNS = {"name": NAME_PATTERN}
 
     name: str
-    dtype: Literal["float32", "float64", "int64", "string"]
+    dtype: Dtype
     description: str = ""
     nullable: bool = False
     minimum: float | None = None
     maximum: float | None = None
     categories: list[str] | None = None
-    # Where the model input tensor is named differently from the public feature name.
-    onnx_name: str | None = None
 
     @property
     def is_categorical(self) -> bool:
         return self.dtype == "string"
-
-    @property
-    def tensor_name(self) -> str:
-        return self.onnx_name or self.name
 
     def _check(self) -> None:
         if self.is_categorical:
@@ -251,15 +112,60 @@ class Feature(_Frozen):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ClassificationOutput(_Frozen):
-    kind: Literal["classification"] = "classification"
-    label_tensor: str
-    probability_tensor: str | None = None
-    labels: list[str]
+class ModelInput(Frozen):
+    """One ONNX graph input and the features it carries, in column order.
+
+    rank 2: shape [N, len(features)] (one feature: [N, 1]; many: a packed matrix);
+    rank 1: shape [N], exactly one feature. Missing values reach the model as NaN (numbers) or
+    "" (strings), the way scikit-learn's imputers and the exports expect them.
+    """
+
+    name: str
+    dtype: Dtype
+    features: list[str]
+    rank: Literal[1, 2] = 2
+
+    def _check(self) -> None:
+        if not self.features:
+            raise ValueError(f"input {self.name!r} carries no feature")
+        if self.rank == 1 and len(self.features) != 1:
+            raise ValueError(f"input {self.name!r} has rank 1, so it carries exactly one feature")
 
 
 @dataclass(frozen=True, kw_only=True)
-class RegressionOutput(_Frozen):
+class ClassificationOutput(Frozen):
+    """Where a classifier's answer is, and what its classes are called.
+
+    `labels` are the public class names in the model's own class order (the order of the
+    probability columns, taken from the graph, never sorted). When the model emits integer
+    labels, `class_values` are those integers in the same order (labels[i] names class_values[i]);
+    for string labels it is None and the model's labels are the names. Probabilities come as a
+    [N, C] tensor or as a ZipMap (a sequence of {class value: probability} maps). Without a
+    label tensor the label is the most probable class.
+    """
+
+    kind: Literal["classification"] = "classification"
+    label_tensor: str | None
+    probability_tensor: str | None = None
+    probability_format: Literal["tensor", "zipmap"] = "tensor"
+    labels: list[str]
+    class_values: list[int] | None = None
+
+    def _check(self) -> None:
+        if self.label_tensor is None and self.probability_tensor is None:
+            raise ValueError("a classifier needs a label tensor, a probability tensor, or both")
+        if not self.labels or len(set(self.labels)) != len(self.labels):
+            raise ValueError("labels must be non-empty and unique")
+        if self.class_values is not None and (
+            len(self.class_values) != len(self.labels) or len(set(self.class_values)) != len(self.labels)
+        ):
+            raise ValueError("class_values must be unique and as many as labels")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegressionOutput(Frozen):
+    """One predicted number per row, read from a [N] or [N, 1] tensor."""
+
     kind: Literal["regression"] = "regression"
     value_tensor: str
     name: str = "prediction"
@@ -270,54 +176,63 @@ Output = ClassificationOutput | RegressionOutput
 
 
 @dataclass(frozen=True, kw_only=True)
-class Metric(_Frozen):
+class Metric(Frozen):
     name: str
     value: float
     higher_is_better: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
-class Training(_Frozen):
+class Training(Frozen):
+    """The reference data the contract and baselines were derived from (and the test split)."""
+
     dataset: str
     source: str
     fingerprint_sha256: str
     rows: int
     train_rows: int
     test_rows: int
-    seed: int
-    library_versions: dict[str, str]
+    seed: int | None = None
+    library_versions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
-class Lineage(_Frozen):
+class Lineage(Frozen):
+    """How this model directory came to be: imported from the user's file (`source_file`, its
+    sha256 is the manifest's sha256: the bytes are served unchanged), optionally with the
+    script that trained it."""
+
+    kind: Literal["imported", "trained"] = "imported"
     created_at: str
-    train_script: str
-    train_script_sha256: str
-    code_revision: str
+    source_file: str | None = None
+    train_script: str | None = None
+    train_script_sha256: str | None = None
+    code_revision: str | None = None
+    tool: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
-class Baselines(_Frozen):
+class Baselines(Frozen):
     features: dict[str, NumericBaseline | CategoricalBaseline]
     output: NumericBaseline | CategoricalBaseline
 
 
 @dataclass(frozen=True, kw_only=True)
-class GoldenSpec(_Frozen):
+class GoldenSpec(Frozen):
     file: str = GOLDEN_FILE
     probability_tolerance: float = 1e-4
     value_tolerance: float = 1e-3
 
 
 @dataclass(frozen=True, kw_only=True)
-class Manifest(_Frozen):
+class Manifest(Frozen):
     _PATTERNS = {
         "name": r"^[a-z0-9][a-z0-9_-]*$",
         "version": r"^\d+\.\d+\.\d+$",
         "sha256": r"^[0-9a-f]{64}$",
     }
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[2] = SCHEMA_VERSION
     name: str
     version: str
     description: str = ""
@@ -326,9 +241,10 @@ class Manifest(_Frozen):
     # What to do with a request field that is not a feature: reject it (422) or ignore it.
     extra_fields: Literal["reject", "ignore"] = "reject"
     features: list[Feature]
+    inputs: list[ModelInput]
     output: ClassificationOutput | RegressionOutput
-    metrics: list[Metric]
-    primary_metric: str
+    metrics: list[Metric] = field(default_factory=list)
+    primary_metric: str | None = None
     training: Training
     lineage: Lineage
     baselines: Baselines
@@ -338,11 +254,33 @@ class Manifest(_Frozen):
         names = [f.name for f in self.features]
         if not names or len(set(names)) != len(names):
             raise ValueError("features must be non-empty and uniquely named")
-        if self.primary_metric not in {m.name for m in self.metrics}:
+        if self.primary_metric is not None and self.primary_metric not in {m.name for m in self.metrics}:
             raise ValueError(f"primary_metric {self.primary_metric!r} is not among metrics")
         missing = set(names) - set(self.baselines.features)
         if missing:
             raise ValueError(f"baselines missing for features {sorted(missing)}")
+        self._check_inputs()
+
+    def _check_inputs(self) -> None:
+        dtypes = {f.name: f.dtype for f in self.features}
+        tensors = [i.name for i in self.inputs]
+        if len(set(tensors)) != len(tensors):
+            raise ValueError(f"inputs name an ONNX tensor more than once: {tensors}")
+        placed: dict[str, str] = {}
+        for tensor in self.inputs:
+            for name in tensor.features:
+                if name not in dtypes:
+                    raise ValueError(f"input {tensor.name!r} carries {name!r}, which is not a feature")
+                if name in placed:
+                    raise ValueError(f"feature {name!r} is in inputs {placed[name]!r} and {tensor.name!r}")
+                if dtypes[name] != tensor.dtype:
+                    raise ValueError(
+                        f"feature {name!r} is {dtypes[name]} but input {tensor.name!r} is {tensor.dtype}"
+                    )
+                placed[name] = tensor.name
+        unplaced = [n for n in dtypes if n not in placed]
+        if unplaced:
+            raise ValueError(f"features in no model input: {unplaced}")
 
     @property
     def feature_names(self) -> list[str]:
@@ -359,7 +297,7 @@ class Manifest(_Frozen):
 
 
 @dataclass(frozen=True, kw_only=True)
-class GoldenCase(_Frozen):
+class GoldenCase(Frozen):
     instance: dict[str, float | int | str | None]
     # classification: {"label": str, "probabilities": {label: p}}; regression: {<output.name>: v},
     # the same shape as a /predict response row without its inference_id.
@@ -367,24 +305,48 @@ class GoldenCase(_Frozen):
 
 
 @dataclass(frozen=True, kw_only=True)
-class GoldenSet(_Frozen):
+class GoldenSet(Frozen):
     model_name: str
     model_version: str
     model_sha256: str
     cases: list[GoldenCase]
 
+    def _check(self) -> None:
+        if not self.cases:
+            raise ValueError("a golden set needs at least one case")
 
-def as_json(obj: _Frozen) -> dict[str, object]:
+
+def as_json(obj: Frozen) -> dict[str, object]:
     """A contract object as JSON-ready dicts and lists, fields in declaration order."""
     body: dict[str, object] = asdict(obj)  # type: ignore[call-overload]
     return body
+
+
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 manifest (one [N, 1] input per feature, named by `onnx_name` or the feature)
+    as schema 2, so models built before the input layout existed still load."""
+    if data.get("schema_version", 1) != 1:
+        return data
+    data = dict(data, schema_version=SCHEMA_VERSION)
+    features = [dict(f) for f in data.get("features", [])]
+    data["inputs"] = [
+        {"name": f.pop("onnx_name", None) or f["name"], "dtype": f["dtype"], "features": [f["name"]]}
+        for f in features
+    ]
+    data["features"] = features
+    lineage = dict(data.get("lineage", {}))
+    lineage.setdefault("kind", "trained")
+    data["lineage"] = lineage
+    return data
 
 
 def _load[T](cls: type[T], path: Path) -> T:
     data = json.loads(path.read_bytes())
     if not isinstance(data, dict):
         raise ManifestError(f"{path.name} must hold a JSON object")
-    return _build(cls, data)
+    if cls is Manifest:
+        data = upgrade(data)
+    return build(cls, data)
 
 
 def load_manifest(model_dir: Path) -> Manifest:
@@ -398,3 +360,32 @@ def load_golden(model_dir: Path, manifest: Manifest) -> GoldenSet:
 def dump_json(obj: object) -> str:
     """Canonical JSON for committed artifacts: sorted keys, stable floats, trailing newline."""
     return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+__all__ = [
+    "GOLDEN_FILE",
+    "MANIFEST_FILE",
+    "OPENAPI_FILE",
+    "SCHEMA_VERSION",
+    "Baseline",
+    "Baselines",
+    "CategoricalBaseline",
+    "ClassificationOutput",
+    "Feature",
+    "GoldenCase",
+    "GoldenSet",
+    "GoldenSpec",
+    "Lineage",
+    "Manifest",
+    "ManifestError",
+    "Metric",
+    "ModelInput",
+    "NumericBaseline",
+    "Output",
+    "RegressionOutput",
+    "Training",
+    "as_json",
+    "dump_json",
+    "load_manifest",
+    "upgrade",
+]

@@ -9,7 +9,7 @@ side and the API function needs no S3 permissions at all.
 Record shapes (one per line, `schema` 1):
 
     {"record_type": "inference", "schema": 1, "ts": <epoch ms>, "inference_id": ..., "request_id": ...,
-     "model_name": ..., "model_version": ..., "model_sha256": ...,
+     "protocol": "predict" | "v2", "model_name": ..., "model_version": ..., "model_sha256": ...,
      "features": {name: value, ...}, "prediction": {"label": ..., "probabilities": {...}} | {name: value},
      "redacted": [names]}
     {"record_type": "feedback", "schema": 1, "ts": <epoch ms>, "inference_id": ..., "actual": ...,
@@ -33,12 +33,14 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from onnxlambda.contract.manifest import Manifest
 from onnxlambda.contract.redaction import parse_fields
+from onnxlambda.serving.dataplane import Decoded, Inference
+from onnxlambda.serving.dataplane import answers as answers_of
 
 SCHEMA: Final = 1
 INFERENCE: Final = "inference"
@@ -96,33 +98,28 @@ class Capturer:
             "model_sha256": manifest.sha256,
         }
 
-    def capture(
-        self,
-        request_id: str,
-        instances: Sequence[Mapping[str, Any]],
-        predictions: Sequence[Mapping[str, Any]],
-    ) -> int:
-        """Write the sampled rows; returns how many were captured."""
+    def capture(self, inference: Inference, request: Decoded) -> int:
+        """Write the sampled rows of one answered request (any protocol); returns how many."""
         rate = self.settings.sample_rate
         if rate <= 0.0:
             return 0
         rand = self._rng.random
-        picked = [i for i in range(len(instances)) if rate >= 1.0 or rand() < rate]
+        picked = [i for i in range(inference.rows) if rate >= 1.0 or rand() < rate]
         if not picked:
             return 0
         ts = int(self._clock() * 1000)
+        answers = answers_of(inference.manifest, inference.prediction, picked)
         lines = []
-        for i in picked:
-            row, prediction = instances[i], dict(predictions[i])
-            inference_id = prediction.pop("inference_id", f"{request_id}-{i}")
-            record = {
+        for i, prediction in zip(picked, answers, strict=True):
+            record: dict[str, Any] = {
                 "record_type": INFERENCE,
                 "schema": SCHEMA,
                 "ts": ts,
-                "inference_id": inference_id,
-                "request_id": request_id,
+                "inference_id": inference.inference_id(i),
+                "request_id": inference.request_id,
+                "protocol": inference.protocol,
                 **self._model,
-                "features": {n: row.get(n) for n in self._features},
+                "features": request.row(i, self._features),
                 "prediction": prediction,
             }
             if self._redacted:

@@ -12,11 +12,14 @@ manifest (nullable features only) and by the fixed sets of error codes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Literal
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import Final, Literal
 
 from onnxlambda.contract.errors import ServingError
 from onnxlambda.contract.manifest import ClassificationOutput, Manifest
+from onnxlambda.serving.dataplane import Inference
 
 Unit = Literal["Count", "Milliseconds", "None"]
 MetricValues = dict[str, tuple[Unit, float]]
@@ -71,47 +74,50 @@ VALUE_CODES: Final = (
 )
 
 
+_SAFE: Final = re.compile(r"[A-Za-z0-9_.-]{1,200}")
+_UNSAFE_CHAR: Final = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def metric_safe(name: str) -> str:
+    """A feature or class name as it may appear inside a metric name.
+
+    Names of letters, digits, "_", "." and "-" (up to 200 characters) are used as they are. Any
+    other name has each other character replaced by "_", is cut to 180 characters, and gets "_"
+    and the first 8 hex digits of its UTF-8 sha256 appended, so two names that differ only in
+    such characters never share a metric: "od280/od315_of_diluted_wines" ->
+    "od280_od315_of_diluted_wines_<8 hex>". CloudWatch accepts more (1-255 characters), but
+    these also survive dashboards, alarm expressions and shells unquoted.
+    """
+    if _SAFE.fullmatch(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{_UNSAFE_CHAR.sub('_', name)[:180]}_{digest}"
+
+
 def nullable_features(manifest: Manifest) -> list[str]:
     return [f.name for f in manifest.features if f.nullable]
 
 
-def prediction_metrics(
-    manifest: Manifest,
-    *,
-    rows: int,
-    inference_ms: float,
-    missing: Mapping[str, int],
-    predictions: Sequence[Mapping[str, Any]],
-) -> MetricValues:
-    """A successful /predict: volume, latency, missing values and the mean score.
+def prediction_metrics(inference: Inference) -> MetricValues:
+    """An answered request, any protocol: volume, latency, missing values and the mean score.
 
     Missing-value counts are sent only when non-zero (Sum over a period is the same; the alarm
     fills gaps with 0) because every metric costs ~15 us of Powertools work per request."""
     values: MetricValues = {
-        PREDICTIONS: ("Count", float(rows)),
-        INFERENCE_TIME: ("Milliseconds", inference_ms),
+        PREDICTIONS: ("Count", float(inference.rows)),
+        INFERENCE_TIME: ("Milliseconds", inference.inference_ms),
     }
+    missing = inference.health.missing
     total = sum(missing.values())
     if total:
         values[MISSING_VALUES] = ("Count", float(total))
-        for name in nullable_features(manifest):
+        for name in nullable_features(inference.manifest):
             if missing.get(name):
-                values[MISSING_PREFIX + name] = ("Count", float(missing[name]))
-    score = mean_score(manifest, predictions)
+                values[MISSING_PREFIX + metric_safe(name)] = ("Count", float(missing[name]))
+    score = inference.mean_score()
     if score is not None:
         values[MEAN_SCORE] = ("None", score)
     return values
-
-
-def mean_score(manifest: Manifest, predictions: Sequence[Mapping[str, Any]]) -> float | None:
-    """Classification: mean top-class probability; regression: mean predicted value."""
-    if not predictions:
-        return None
-    out = manifest.output
-    if isinstance(out, ClassificationOutput):
-        probs = [p["probabilities"] for p in predictions if "probabilities" in p]
-        return sum(max(p.values()) for p in probs) / len(probs) if probs else None
-    return sum(float(p[out.name]) for p in predictions) / len(predictions)
 
 
 def rejection_metrics(err: ServingError) -> MetricValues:
@@ -148,22 +154,23 @@ def api_metric_names(manifest: Manifest) -> list[str]:
         FEEDBACK,
         *(REJECTED_PREFIX + c for c in REQUEST_CODES),
         *(INVALID_VALUES_PREFIX + c for c in (*VALUE_CODES, "other")),
-        *(MISSING_PREFIX + n for n in nullable_features(manifest)),
+        *(MISSING_PREFIX + metric_safe(n) for n in nullable_features(manifest)),
     ]
 
 
 def monitor_metric_names(manifest: Manifest) -> list[str]:
     """Every metric name the monitor emits for this model."""
     names = [MONITOR_SAMPLES, DRIFTED_FEATURES, OUTPUT_DRIFT, LIVE_SAMPLES, PERFORMANCE_RATIO]
-    names.append(LIVE_METRIC_PREFIX + manifest.primary_metric)
+    if manifest.primary_metric is not None:  # an imported model without a test set has none
+        names.append(LIVE_METRIC_PREFIX + manifest.primary_metric)
     for f in [*manifest.features]:
-        names += [PSI_PREFIX + f.name, JS_PREFIX + f.name]
+        names += [PSI_PREFIX + metric_safe(f.name), JS_PREFIX + metric_safe(f.name)]
         if f.is_categorical:
-            names.append(LINF_PREFIX + f.name)
+            names.append(LINF_PREFIX + metric_safe(f.name))
     names += [PSI_PREFIX + "output", JS_PREFIX + "output"]
     if isinstance(manifest.output, ClassificationOutput):
         names.append(LINF_PREFIX + "output")
-        names += [CLASS_SHARE_PREFIX + label for label in manifest.output.labels]
+        names += [CLASS_SHARE_PREFIX + metric_safe(label) for label in manifest.output.labels]
     return names
 
 
@@ -171,7 +178,7 @@ __all__ = [
     "NAMESPACE",
     "MetricValues",
     "api_metric_names",
-    "mean_score",
+    "metric_safe",
     "monitor_metric_names",
     "nullable_features",
     "prediction_metrics",

@@ -126,15 +126,15 @@ def evaluate(
         values[m.DRIFTED_FEATURES] = ("Count", float(sum(bool(r.drift) for r in features.values())))
         values[m.OUTPUT_DRIFT] = ("Count", float(bool(output.drift)))
         for name, r in [*features.items(), ("output", output)]:
-            values[m.PSI_PREFIX + name] = ("None", r.psi)
-            values[m.JS_PREFIX + name] = ("None", r.js_distance)
+            values[m.PSI_PREFIX + m.metric_safe(name)] = ("None", r.psi)
+            values[m.JS_PREFIX + m.metric_safe(name)] = ("None", r.js_distance)
             if r.kind == "categorical":
-                values[m.LINF_PREFIX + name] = ("None", r.linf)
+                values[m.LINF_PREFIX + m.metric_safe(name)] = ("None", r.linf)
         if isinstance(manifest.output, ClassificationOutput):
             n = max(output.n, 1)
             for label in manifest.output.labels:
                 share = output.current_counts[output.bins.index(label)] / n
-                values[m.CLASS_SHARE_PREFIX + label] = ("None", share)
+                values[m.CLASS_SHARE_PREFIX + m.metric_safe(label)] = ("None", share)
 
     feedback = in_window(records.feedback, start, end)
     joined = join_feedback(in_window(mine, start - settings.label_lookback, end), feedback)

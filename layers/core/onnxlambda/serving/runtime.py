@@ -2,30 +2,22 @@
 
 A model directory holds `model.onnx`, `manifest.json` and `golden.json`. Loading is all or
 nothing: the bytes are hashed and compared with the manifest's sha256 *before* a session is
-built, and the session's inputs must be exactly the manifest's features, so a half-loaded or
-tampered model never serves a request.
+built, and the graph's inputs and outputs must be exactly what the manifest describes
+(onnxlambda.serving.tensors.check_signature), so a half-loaded, tampered or misdescribed model
+never serves a request. The bytes are the user's file, unchanged: any adaptation (packing
+columns, reading a ZipMap) happens around the session, driven by the manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import onnxruntime as ort
 
 from onnxlambda.contract.errors import ModelLoadError
-from onnxlambda.contract.manifest import ClassificationOutput, Manifest, load_manifest
-
-_ORT_TYPES = {
-    "float32": "tensor(float)",
-    "float64": "tensor(double)",
-    "int64": "tensor(int64)",
-    "string": "tensor(string)",
-}
+from onnxlambda.contract.manifest import Manifest, load_manifest
+from onnxlambda.serving.tensors import Columns, InputLayout, OutputReader, Prediction, check_signature
 
 
 def sha256_file(path: Path) -> str:
@@ -36,16 +28,6 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """Raw model outputs for N rows, already shaped per the manifest's output kind."""
-
-    # classification: labels (N,) of str and probabilities (N, C) or None; regression: values (N,)
-    labels: list[str] | None
-    probabilities: npt.NDArray[np.float32] | None
-    values: npt.NDArray[np.float64] | None
-
-
 class ModelRuntime:
     """One loaded model: its manifest and an onnxruntime session. Immutable after load."""
 
@@ -53,13 +35,8 @@ class ModelRuntime:
         self.manifest = manifest
         self.session = session
         self.model_dir = model_dir
-        out = manifest.output
-        if isinstance(out, ClassificationOutput):
-            self._output_names = [out.label_tensor] + (
-                [out.probability_tensor] if out.probability_tensor else []
-            )
-        else:
-            self._output_names = [out.value_tensor]
+        self._layout = InputLayout(manifest.inputs)
+        self._reader = OutputReader(manifest)
 
     @classmethod
     def load(cls, model_dir: Path, *, intra_op_threads: int = 1) -> ModelRuntime:
@@ -90,33 +67,20 @@ class ModelRuntime:
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors for corrupt graphs
             raise ModelLoadError(f"onnxruntime cannot load {model_path}: {exc}") from exc
-        _check_signature(manifest, session)
+        check_signature(manifest, session.get_inputs(), session.get_outputs())
         return cls(manifest, session, model_dir)
 
-    def run(self, tensors: dict[str, npt.NDArray[Any]]) -> Prediction:
-        outputs = self.session.run(self._output_names, tensors)
-        out = self.manifest.output
-        if isinstance(out, ClassificationOutput):
-            labels = [str(x) for x in np.asarray(outputs[0]).reshape(-1).tolist()]
-            probs = np.asarray(outputs[1], dtype=np.float32) if len(outputs) > 1 else None
-            return Prediction(labels=labels, probabilities=probs, values=None)
-        values = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
-        return Prediction(labels=None, probabilities=None, values=values)
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._reader.names)
+
+    def feeds(self, columns: Columns, n: int) -> dict[str, object]:
+        """The onnxruntime feed for `n` validated rows (1-D columns keyed by feature name)."""
+        return dict(self._layout.feeds(columns, n))
+
+    def run(self, columns: Columns, n: int) -> Prediction:
+        outputs = self.session.run(self._reader.names, self._layout.feeds(columns, n))
+        return self._reader.read(outputs, n)
 
 
-def _check_signature(manifest: Manifest, session: ort.InferenceSession) -> None:
-    inputs = {i.name: i.type for i in session.get_inputs()}
-    expected = {f.tensor_name: _ORT_TYPES[f.dtype] for f in manifest.features}
-    if inputs != expected:
-        raise ModelLoadError(f"model inputs {inputs} do not match the manifest's features {expected}")
-    outputs = {o.name for o in session.get_outputs()}
-    out = manifest.output
-    wanted = (
-        {out.label_tensor, *([out.probability_tensor] if out.probability_tensor else [])}
-        if isinstance(out, ClassificationOutput)
-        else {out.value_tensor}
-    )
-    if not wanted <= outputs:
-        raise ModelLoadError(
-            f"model outputs {sorted(outputs)} lack {sorted(wanted - outputs)} named in the manifest"
-        )
+__all__ = ["ModelRuntime", "Prediction", "sha256_file"]

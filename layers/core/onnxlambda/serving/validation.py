@@ -35,10 +35,10 @@ class ColumnHealth:
 
 @dataclass(frozen=True, slots=True)
 class PartialBatch:
-    """A chunk validated row by row: tensors for the rows that passed, the problems of the rest."""
+    """A chunk validated row by row: columns for the rows that passed, the problems of the rest."""
 
     good: npt.NDArray[np.intp]  # chunk indices of the rows that passed, ascending
-    tensors: Columns  # model-ready, only the good rows, in `good` order
+    columns: Columns  # validated 1-D columns by feature name, only the good rows, in `good` order
     errors: dict[int, list[FieldError]]  # chunk index -> every problem of that row
     health: ColumnHealth  # nulls per feature over the whole chunk
 
@@ -49,14 +49,15 @@ class PartialBatch:
 
 @dataclass(frozen=True, slots=True)
 class ValidatedBatch:
-    """Model-ready tensors (shape [N, 1], keyed by ONNX input name) and input-health counts."""
+    """Validated 1-D columns keyed by feature name (the dtype the model wants: NaN or "" for a
+    missing value), ready for the runtime's input layout, and input-health counts."""
 
-    tensors: Columns
+    columns: Columns
     rows: int
     health: ColumnHealth
 
 
-def _type_name(value: object) -> str:  # noqa: PLR0911 - one return per JSON type
+def json_type(value: object) -> str:  # noqa: PLR0911 - one return per JSON type
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -73,7 +74,7 @@ def _type_name(value: object) -> str:  # noqa: PLR0911 - one return per JSON typ
 
 
 class Validator:
-    """Built once per model; `validate(rows)` turns request rows into tensors or a 4xx error."""
+    """Built once per model; `validate(rows)` turns request rows into validated columns or a 4xx error."""
 
     def __init__(self, manifest: Manifest, *, max_rows: int, max_error_details: int = 100) -> None:
         self._manifest = manifest
@@ -89,14 +90,14 @@ class Validator:
         return self._max_rows
 
     def validate(self, rows: object) -> ValidatedBatch:
-        """All or nothing (the API): tensors for every row, or one 4xx listing every problem."""
+        """All or nothing (the API): columns for every row, or one 4xx listing every problem."""
         rows = self._check_envelope(rows)
         errors: list[FieldError] = []
         absent = self._check_keys(rows, errors)
         columns = {f.name: [row.get(f.name) for row in rows] for f in self._features}
         return self._all_or_nothing(columns, len(rows), errors, absent)
 
-    def validate_table(self, columns: Mapping[str, list[Any]], n: int) -> ValidatedBatch:
+    def validate_table(self, columns: Mapping[str, Sequence[Any]], n: int) -> ValidatedBatch:
         """All or nothing, like `validate`, for data that is already columnar with every feature
         present (V2 tensors): no rows are built only to be taken apart again."""
         self._check_row_count(n)
@@ -104,19 +105,19 @@ class Validator:
 
     def _all_or_nothing(
         self,
-        columns: Mapping[str, list[Any]],
+        columns: Mapping[str, Sequence[Any]],
         n: int,
         errors: list[FieldError],
         absent: dict[str, set[int]],
     ) -> ValidatedBatch:
-        tensors, missing = self._check_columns(columns, n, errors, absent)
+        checked, missing = self._check_columns(columns, n, errors, absent)
         if errors:
             errors.sort(key=lambda e: e.row if e.row is not None else -1)
             raise invalid(errors, self._max_details)
-        return ValidatedBatch(tensors, n, ColumnHealth(n, missing))
+        return ValidatedBatch(checked, n, ColumnHealth(n, missing))
 
     def validate_partial(self, rows: Sequence[dict[str, Any]]) -> PartialBatch:
-        """Row by row (batch files): tensors for the rows that pass, every problem of the others.
+        """Row by row (batch files): columns for the rows that pass, every problem of the others.
 
         Rows must already be objects and the chunk bounded by the caller; there is no row limit.
         """
@@ -124,24 +125,24 @@ class Validator:
         errors: list[FieldError] = []
         absent = self._check_keys(rows, errors)
         columns = {f.name: [row.get(f.name) for row in rows] for f in self._features}
-        tensors, missing = self._check_columns(columns, len(rows), errors, absent)
-        return _split(tensors, len(rows), errors, missing)
+        checked, missing = self._check_columns(columns, len(rows), errors, absent)
+        return _split(checked, len(rows), errors, missing)
 
-    def validate_columns(self, columns: Mapping[str, list[Any]], n: int) -> PartialBatch:
+    def validate_columns(self, columns: Mapping[str, Sequence[Any]], n: int) -> PartialBatch:
         """Like `validate_partial` for data that is already columnar, every feature present
         (CSV chunks: the header was checked once for the whole file)."""
         errors: list[FieldError] = []
-        tensors, missing = self._check_columns(columns, n, errors, {})
-        return _split(tensors, n, errors, missing)
+        checked, missing = self._check_columns(columns, n, errors, {})
+        return _split(checked, n, errors, missing)
 
     def _check_columns(
         self,
-        columns: Mapping[str, list[Any]],
+        columns: Mapping[str, Sequence[Any]],
         n: int,
         errors: list[FieldError],
         absent: dict[str, set[int]],
     ) -> tuple[Columns, dict[str, int]]:
-        tensors: Columns = {}
+        checked: Columns = {}
         missing: dict[str, int] = {}
         for feature in self._features:
             # A row with a missing key was reported already and reads as null here, so the
@@ -156,22 +157,22 @@ class Validator:
                 tensor, nulls = self._numeric_column(feature, values, column_errors)
             skip = absent.get(feature.name)
             errors.extend(e for e in column_errors if not skip or e.row not in skip)
-            tensors[feature.tensor_name] = tensor
+            checked[feature.name] = tensor
             missing[feature.name] = nulls
-        return tensors, missing
+        return checked, missing
 
     # -- envelope and keys ------------------------------------------------------------------
 
     def _check_envelope(self, rows: object) -> list[dict[str, Any]]:
         if not isinstance(rows, list):
             raise malformed(
-                f"'instances' must be an array of objects, got {_type_name(rows)}",
+                f"'instances' must be an array of objects, got {json_type(rows)}",
                 [FieldError(None, "instances", "wrong_type", "expected an array of row objects")],
             )
         self._check_row_count(len(rows))
         if not all(type(r) is dict for r in rows):
             bad = [
-                FieldError(i, "instances", "wrong_type", f"row must be an object, got {_type_name(r)}")
+                FieldError(i, "instances", "wrong_type", f"row must be an object, got {json_type(r)}")
                 for i, r in enumerate(rows)
                 if type(r) is not dict
             ]
@@ -213,7 +214,7 @@ class Validator:
     # -- columns ----------------------------------------------------------------------------
 
     def _null_mask(
-        self, feature: Feature, values: list[Any], errors: list[FieldError]
+        self, feature: Feature, values: Sequence[Any], errors: list[FieldError]
     ) -> npt.NDArray[np.bool_]:
         mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
         if not feature.nullable:
@@ -224,7 +225,7 @@ class Validator:
         return mask
 
     def _numeric_column(
-        self, feature: Feature, values: list[Any], errors: list[FieldError]
+        self, feature: Feature, values: Sequence[Any], errors: list[FieldError]
     ) -> tuple[npt.NDArray[Any], int]:
         n = len(values)
         types = set(map(type, values))
@@ -235,7 +236,7 @@ class Validator:
             for i, v in enumerate(values):
                 if v is not None and type(v) not in _NUMERIC_TYPES:
                     errors.append(
-                        FieldError(i, feature.name, "wrong_type", f"expected a number, got {_type_name(v)}")
+                        FieldError(i, feature.name, "wrong_type", f"expected a number, got {json_type(v)}")
                     )
             values = [v if type(v) in _NUMERIC_TYPES else None for v in values]
             nulls = nulls | np.fromiter((v is None for v in values), dtype=bool, count=n)
@@ -269,10 +270,10 @@ class Validator:
             self._check_integral(feature, column, finite, errors)
             column = np.where(finite, column, 0)  # ints have no NaN; nulls are rejected for int features
         with np.errstate(over="ignore"):  # float32 overflow is detected and reported just below
-            tensor = column.astype(_NP_DTYPES[feature.dtype]).reshape(n, 1)
+            tensor = column.astype(_NP_DTYPES[feature.dtype])
         if feature.dtype == "float32":
             # Values beyond float32's range would silently become inf.
-            overflow = finite & ~np.isfinite(tensor[:, 0])
+            overflow = finite & ~np.isfinite(tensor)
             for i in np.flatnonzero(overflow).tolist():
                 errors.append(
                     FieldError(i, feature.name, "out_of_range", f"{values[i]!r} does not fit float32")
@@ -318,7 +319,7 @@ class Validator:
             )
 
     def _string_column(
-        self, feature: Feature, values: list[Any], errors: list[FieldError]
+        self, feature: Feature, values: Sequence[Any], errors: list[FieldError]
     ) -> tuple[npt.NDArray[Any], int]:
         n = len(values)
         types = set(map(type, values))
@@ -332,7 +333,7 @@ class Validator:
             for i in np.flatnonzero(wrong).tolist():
                 errors.append(
                     FieldError(
-                        i, feature.name, "wrong_type", f"expected a string, got {_type_name(values[i])}"
+                        i, feature.name, "wrong_type", f"expected a string, got {json_type(values[i])}"
                     )
                 )
             skip = wrong if skip is None else skip | wrong
@@ -348,21 +349,21 @@ class Validator:
                     errors.append(
                         FieldError(i, feature.name, "unknown_category", f"{v!r} is not one of: {shown}")
                     )
-        return np.array(values, dtype=object).reshape(n, 1), nulls
+        return np.array(values, dtype=object), nulls
 
 
-def _split(tensors: Columns, n: int, errors: list[FieldError], missing: dict[str, int]) -> PartialBatch:
+def _split(columns: Columns, n: int, errors: list[FieldError], missing: dict[str, int]) -> PartialBatch:
     by_row: dict[int, list[FieldError]] = {}
     for e in errors:
         by_row.setdefault(e.row if e.row is not None else -1, []).append(e)
     if -1 in by_row:  # only the envelope has row-less errors, and batch chunks have no envelope
         raise ValueError("row-less validation error in a partial batch")
     if not by_row:
-        return PartialBatch(np.arange(n, dtype=np.intp), tensors, {}, ColumnHealth(n, missing))
+        return PartialBatch(np.arange(n, dtype=np.intp), columns, {}, ColumnHealth(n, missing))
     bad = np.zeros(n, dtype=bool)
     bad[list(by_row)] = True
     good = np.flatnonzero(~bad)
-    kept = {name: t[good] for name, t in tensors.items()}
+    kept = {name: t[good] for name, t in columns.items()}
     return PartialBatch(good, kept, dict(sorted(by_row.items())), ColumnHealth(n, missing))
 
 
@@ -380,24 +381,6 @@ def _fmt(value: float | None) -> str:
     return f"{value:g}"
 
 
-def parse_instances(body: object) -> Sequence[object]:
-    """Pull the row list out of a `{"instances": [...]}` envelope or raise a 400."""
-    if not isinstance(body, dict):
-        raise malformed(f"request body must be a JSON object, got {_type_name(body)}")
-    if "instances" not in body:
-        raise malformed(
-            "request body must have an 'instances' array",
-            [FieldError(None, "instances", "missing", "'instances' is required")],
-        )
-    instances = body["instances"]
-    if not isinstance(instances, list):
-        raise malformed(
-            f"'instances' must be an array of objects, got {_type_name(instances)}",
-            [FieldError(None, "instances", "wrong_type", "expected an array of row objects")],
-        )
-    return instances
-
-
 __all__ = [
     "ColumnHealth",
     "Columns",
@@ -405,5 +388,5 @@ __all__ = [
     "ServingError",
     "ValidatedBatch",
     "Validator",
-    "parse_instances",
+    "json_type",
 ]

@@ -93,6 +93,10 @@ class Feature(Frozen):
     minimum: float | None = None
     maximum: float | None = None
     categories: list[str] | None = None
+    # What a null of a string feature is fed to the model as: the token its pipeline was trained
+    # to impute (skl2onnx's examples fill "missing"; SimpleImputer(missing_values="") reads "").
+    # A null number is always NaN.
+    missing_string: str = ""
 
     @property
     def is_categorical(self) -> bool:
@@ -107,6 +111,8 @@ class Feature(Frozen):
         else:
             if self.categories is not None:
                 raise ValueError(f"numeric feature {self.name!r} cannot have categories")
+            if self.missing_string:
+                raise ValueError(f"numeric feature {self.name!r} cannot have a missing_string")
             if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
                 raise ValueError(f"feature {self.name!r}: minimum > maximum")
 

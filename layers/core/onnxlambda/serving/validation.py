@@ -337,10 +337,9 @@ class Validator:
                     )
                 )
             skip = wrong if skip is None else skip | wrong
-        if skip is not None:
-            values = [
-                "" if s else v for v, s in zip(values, skip.tolist(), strict=True)
-            ]  # "" reads as missing
+        if skip is not None:  # nulls (and rows refused anyway) reach the model as its missing token
+            fill = feature.missing_string
+            values = [fill if s else v for v, s in zip(values, skip.tolist(), strict=True)]
         allowed = self._categories[feature.name]
         if not allowed.issuperset(values):
             shown = ", ".join(sorted(allowed))

@@ -19,7 +19,8 @@ from onnxlambda.contract.manifest import OPENAPI_FILE, load_manifest
 from onnxlambda.serving.validation import Validator
 from onnxlambda.settings import Settings
 from onnxlambda_cli.openapi import document as openapi
-from onnxlambda_cli.openapi.command import LOCK, STALE, fingerprint, generate, model_dirs, read_lock, update
+from onnxlambda_cli.openapi import reference
+from onnxlambda_cli.openapi.command import LOCK, STALE, current_shape, generate, model_dirs, read_lock, update
 from tests.conftest import MODELS, ROOT, FakeLambdaContext, golden_rows, load_event
 
 
@@ -31,39 +32,58 @@ def test_the_committed_document_is_the_generated_one(model_dir: Path) -> None:
     assert generate(model_dir) == committed, f"models/{model_dir.name}/openapi.json {STALE}"
 
 
-def test_the_lock_pins_the_contract_version_to_the_committed_documents() -> None:
-    # GIVEN models/openapi.lock.json THEN it names the current CONTRACT_VERSION and what each
-    # committed document says under it
+def test_the_lock_pins_the_contract_version_to_the_api_shape() -> None:
+    # GIVEN models/openapi.lock.json THEN it names the current CONTRACT_VERSION and the API's shape
     lock = read_lock(LOCK)
-    assert lock["contract_version"] == openapi.CONTRACT_VERSION, f"lock is stale: {STALE}"
-    assert lock["documents"] == {d.name: fingerprint((d / OPENAPI_FILE).read_text()) for d in model_dirs()}, (
+    assert (lock["contract_version"], lock["api_shape"]) == (openapi.CONTRACT_VERSION, current_shape()), (
         f"lock is stale: {STALE}"
     )
 
 
-def test_a_changed_contract_is_not_written_without_a_version_bump(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_new_model_does_not_move_the_api_shape(tmp_path: Path) -> None:
+    # GIVEN the API's shape as locked
+    before = current_shape()
+    # WHEN another model is served (its document is generated: other features, classes, outputs)
+    text = generate(MODELS / "diabetes")
+    assert json.loads(text)["info"]["version"] == openapi.CONTRACT_VERSION
+    # THEN the shape, which only the reference models and the generator decide, is unchanged
+    assert current_shape() == before
+
+
+def test_a_changed_api_is_not_written_without_a_version_bump(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # GIVEN a committed document and its lock at version 1.0.0
     committed = (MODELS / "penguins" / OPENAPI_FILE).read_text()
     path, lock = tmp_path / "penguins" / OPENAPI_FILE, tmp_path / "openapi.lock.json"
     path.parent.mkdir()
     path.write_text(committed)
-    assert update({path: committed}, lock, "1.0.0") == 0
-    # WHEN the generated contract changes (a route's summary here) but the version does not
+    shape = current_shape()
+    assert update({path: committed}, shape, lock, "1.0.0") == 0
+    # WHEN the generator changes what a caller sees (a route's summary here), for every model
+    original = openapi.build_document
+
+    def changed_build(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        doc = original(*args, **kwargs)
+        doc["paths"]["/predict"]["post"]["summary"] = "changed"
+        return doc
+
+    monkeypatch.setattr(reference, "build_document", changed_build)
+    changed_shape = current_shape()
+    assert changed_shape != shape
     doc = json.loads(committed)
     doc["paths"]["/predict"]["post"]["summary"] = "changed"
     changed = json.dumps(doc)
-    # THEN nothing is written and the message asks for a bump
-    assert update({path: changed}, lock, "1.0.0") == 1
+    # THEN nothing is written under the same version and the message asks for a bump
+    assert update({path: changed}, changed_shape, lock, "1.0.0") == 1
     assert "CONTRACT_VERSION is still 1.0.0: bump it" in capsys.readouterr().err
     assert path.read_text() == committed
     # AND with the version bumped, the document and the lock are written
-    assert update({path: changed}, lock, "1.0.1") == 0
+    assert update({path: changed}, changed_shape, lock, "1.1.0") == 0
     assert path.read_text() == changed
-    assert read_lock(lock)["contract_version"] == "1.0.1"
-    # AND regenerating the same content again needs no further bump
-    assert update({path: changed}, lock, "1.0.1") == 0
+    assert read_lock(lock) == {"contract_version": "1.1.0", "api_shape": changed_shape}
+    # AND a model-only change (another document, same shape) needs no further bump
+    assert update({path: committed}, changed_shape, lock, "1.1.0") == 0
 
 
 def document(model: str = "penguins") -> dict[str, Any]:

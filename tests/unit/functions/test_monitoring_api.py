@@ -162,6 +162,52 @@ def test_fields_in_redact_fields_never_appear_in_captured_records(
     assert CaptureSettings.from_env().redact == {"island", "body_mass_g"}
 
 
+@pytest.mark.usefixtures("capture_all")
+def test_v2_traffic_is_measured_and_captured_like_predict(
+    lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN the golden V2 request, one row with a missing sex, and capture of every row
+    event = load_event("v2_infer")
+    body = json.loads(event["body"])
+    sex = next(i for i in body["inputs"] if i["name"] == "sex")
+    sex["data"][0] = None
+    event["body"] = json.dumps(body)
+    # WHEN it is answered through the Open Inference Protocol
+    response = app.lambda_handler(event, lambda_context)
+    assert response["statusCode"] == 200
+    answer = json.loads(response["body"])
+    lines = stdout_json(capsys.readouterr().out)
+    blob = emf(lines)
+    # THEN the same service and input-health metrics as /predict are emitted
+    rows = answer["outputs"][0]["shape"][0]
+    assert (blob["Predictions"], blob["Missing_sex"], blob["MissingValues"]) == (float(rows), 1.0, 1.0)
+    assert 0 < blob["MeanScore"] <= 1
+    # AND every row is captured with an inference id /feedback can join on, marked as V2
+    captured = [x for x in lines if x.get("record_type") == "inference"]
+    prefix = answer["parameters"]["inference_id_prefix"]
+    assert [c["inference_id"] for c in captured] == [f"{prefix}-{i}" for i in range(rows)]
+    assert {c["protocol"] for c in captured} == {"v2"}
+    assert captured[0]["features"]["sex"] is None
+    labels = next(o for o in answer["outputs"] if o["name"] == "label")["data"]
+    assert [c["prediction"]["label"] for c in captured] == labels
+
+
+def test_a_refused_v2_request_counts_like_a_refused_predict(
+    lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a V2 request with an unknown category
+    event = load_event("v2_infer")
+    body = json.loads(event["body"])
+    next(i for i in body["inputs"] if i["name"] == "island")["data"][0] = "Atlantis"
+    event["body"] = json.dumps(body)
+    response = app.lambda_handler(event, lambda_context)
+    # THEN 422 in the protocol's shape, counted under the same code and reason as /predict
+    assert response["statusCode"] == 422
+    assert json.loads(response["body"])["error"].startswith("validation_failed")
+    blob = emf(stdout_json(capsys.readouterr().out))
+    assert (blob["Rejected_validation_failed"], blob["InvalidValues_unknown_category"]) == (1.0, 1.0)
+
+
 def test_sampling_keeps_about_the_configured_share() -> None:
     # GIVEN a 10% sample rate and a seeded generator
     manifest = load_manifest(MODELS / "penguins")

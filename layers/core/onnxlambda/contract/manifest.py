@@ -331,7 +331,8 @@ def as_json(obj: Frozen) -> dict[str, object]:
 def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     """A schema-1 manifest (one [N, 1] input per feature, named by `onnx_name` or the feature)
     as schema 2, so models built before the input layout existed still load."""
-    if data.get("schema_version", 1) != 1:
+    # Schema 1 always lacked `inputs`; a manifest that has them is read as it is.
+    if data.get("schema_version", 1 if "inputs" not in data else SCHEMA_VERSION) != 1:
         return data
     data = dict(data, schema_version=SCHEMA_VERSION)
     features = [dict(f) for f in data.get("features", [])]

@@ -128,7 +128,23 @@ def _handler_class(front: Front, quiet: bool) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(response.body)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+        def __getattr__(self, name: str) -> Any:
+            # Every method, TRACE and made-up ones included, reaches the route table: an HTTP API
+            # answers an unrouted method with its JSON 404, never the stdlib's HTML 501 page.
+            if name.startswith("do_"):
+                return self._serve
+            raise AttributeError(name)
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            # Malformed request lines and headers: JSON like the rest, not the stdlib's HTML.
+            body = json.dumps({"message": message or self.responses.get(code, ("Error",))[0]}).encode()
+            self.send_response(code, message)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.send_header("connection", "close")
+            self.end_headers()
+            if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: Any) -> None:
             if not quiet:

@@ -4,6 +4,7 @@ OpenAPI document, and schemathesis fuzzing every documented route from that docu
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.request
@@ -60,6 +61,21 @@ def test_the_served_document_is_the_committed_one(base_url: str) -> None:
     # THEN it is byte for byte the committed, reviewed document of the served model
     assert status == 200
     assert body == (PENGUINS / "openapi.json").read_bytes()
+
+
+@pytest.mark.parametrize(("method", "path"), [("TRACE", "/predict"), ("BREW", "/health"), ("GET", "/nowhere")])
+def test_an_unrouted_method_or_path_is_api_gateways_json_404(base_url: str, method: str, path: str) -> None:
+    # GIVEN a method or path no route declares (TRACE is what schemathesis --checks all sends)
+    connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=30)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        # THEN API Gateway's own answer: 404 with a JSON body, never an HTML error page
+        assert response.status == 404
+        assert response.getheader("content-type") == "application/json"
+        assert json.loads(response.read()) == {"message": "Not Found"}
+    finally:
+        connection.close()
 
 
 # -- tritonclient, unmodified -----------------------------------------------------------------

@@ -63,7 +63,10 @@ def test_the_served_document_is_the_committed_one(base_url: str) -> None:
     assert body == (PENGUINS / "openapi.json").read_bytes()
 
 
-@pytest.mark.parametrize(("method", "path"), [("TRACE", "/predict"), ("BREW", "/health"), ("GET", "/nowhere")])
+UNROUTED = [("TRACE", "/predict"), ("BREW", "/health"), ("GET", "/nowhere")]
+
+
+@pytest.mark.parametrize(("method", "path"), UNROUTED)
 def test_an_unrouted_method_or_path_is_api_gateways_json_404(base_url: str, method: str, path: str) -> None:
     # GIVEN a method or path no route declares (TRACE is what schemathesis --checks all sends)
     connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=30)

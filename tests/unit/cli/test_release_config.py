@@ -1,8 +1,7 @@
-"""`make deploy` parameters: each environment's overrides plus the release stamp of model and commit."""
+"""samconfig.toml and the make targets of a release: build (stamp), deploy (preflight), status, rollback."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -12,48 +11,7 @@ from pathlib import Path
 import pytest
 
 from onnxlambda_cli import release
-from tests.conftest import MODELS, ROOT
-
-
-def overrides(text: str) -> dict[str, str]:
-    return dict(pair.split("=", 1) for pair in text.split())
-
-
-@pytest.mark.parametrize(("env", "deployment"), [("dev", "AllAtOnce"), ("prod", "Canary10Percent5Minutes")])
-def test_params_keep_the_environment_and_add_the_model_stamp(env: str, deployment: str) -> None:
-    # GIVEN samconfig.toml's environment and the penguins manifest
-    manifest = json.loads((MODELS / "penguins" / "manifest.json").read_text())
-    # WHEN the deploy parameters are computed for a given revision
-    params = overrides(release.release_parameters(env, MODELS / "penguins", revision="abc1234"))
-    # THEN the environment's own overrides stay and the release stamp names model and code
-    assert params["Stage"] == env
-    assert params["DeploymentType"] == deployment
-    assert params["ModelVersion"] == manifest["version"]
-    assert params["ModelSha256"] == manifest["sha256"]
-    assert params["CodeRevision"] == "abc1234"
-
-
-def test_params_follow_the_model_being_released() -> None:
-    # WHEN the diabetes model is released THEN its sha256 is stamped, not the default model's
-    params = overrides(release.release_parameters("dev", MODELS / "diabetes", revision="abc1234"))
-    assert params["ModelSha256"] == json.loads((MODELS / "diabetes" / "manifest.json").read_text())["sha256"]
-
-
-def test_stamp_values_satisfy_the_template_parameter_patterns() -> None:
-    # GIVEN the AllowedPattern of each stamp parameter in template.yaml
-    template = (ROOT / "template.yaml").read_text()
-    patterns = dict(
-        re.findall(
-            r"\n  (ModelVersion|ModelSha256|CodeRevision):\n(?:    .*\n)*?    AllowedPattern: (.*)\n",
-            template,
-        )
-    )
-    assert set(patterns) == {"ModelVersion", "ModelSha256", "CodeRevision"}
-    # WHEN the stamp is computed from the real git revision
-    params = overrides(release.release_parameters("prod", MODELS / "penguins"))
-    # THEN CloudFormation would accept every value
-    for name, pattern in patterns.items():
-        assert re.fullmatch(pattern.replace("\\\\", "\\"), params[name]), (name, params[name], pattern)
+from tests.conftest import ROOT
 
 
 def test_function_name_and_region_come_from_samconfig() -> None:
@@ -66,7 +24,7 @@ def test_function_name_and_region_come_from_samconfig() -> None:
 
 
 def test_unknown_environment_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert release.main(["params", "--config-env", "staging"]) == 2
+    assert release.main(["status", "--config-env", "staging"]) == 2
     assert "no [staging] environment" in capsys.readouterr().err
 
 
@@ -96,7 +54,7 @@ def make_dry_run(*args: str) -> str:
     [
         (("rollback", "ENV=prod"), "onnxlambda release rollback --config-env prod --to previous"),
         (("rollback", "ENV=prod", "TO=3"), "onnxlambda release rollback --config-env prod --to 3"),
-        (("rollback", "FUNCTION=f", "TO=3"), "onnxlambda release rollback --function f --to 3"),
+        (("rollback", "STACK=s", "TO=3"), "onnxlambda release rollback --stack s --to 3"),
         (("status", "ENV=dev"), "onnxlambda release status --config-env dev"),
         (("status", "FUNCTION=f"), "onnxlambda release status --function f"),
     ],
@@ -107,13 +65,29 @@ def test_make_targets_run_the_release_cli(args: tuple[str, ...], command: str) -
     assert line.endswith(command)
 
 
-def test_make_deploy_passes_the_stamped_parameters_to_the_right_config_env() -> None:
-    printed = subprocess.run(
-        ["make", "-n", "deploy", "ENV=dev", "MODEL=diabetes"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert "sam deploy --config-env default" in printed
-    assert "onnxlambda release params --config-env dev --model diabetes" in printed
+def test_make_build_names_the_model_inside_the_layer_source_and_stamps_the_build() -> None:
+    printed = make_dry_run("build", "ENV=prod", "MODEL=diabetes")
+    lines = printed.splitlines()
+    # THEN the model is written where `sam build --cached` looks (the layer's ContentUri), before it runs
+    select = lines.index('echo "diabetes" > models/.selected')
+    [build] = [i for i, line in enumerate(lines) if " build --cached " in line]
+    [stamp] = [i for i, line in enumerate(lines) if "onnxlambda release stamp" in line]
+    assert select < build < stamp
+    assert lines[stamp].endswith(
+        "release stamp --config-env prod --model diabetes --build-dir .aws-sam/build"
+    )
+    # AND the model is not passed as an environment variable the cache would ignore
+    assert "MODEL=diabetes" not in lines[build]
+
+
+def test_make_deploy_checks_the_build_then_deploys_it_with_the_preflight_overrides() -> None:
+    printed = re.sub(r"\\\n\s*", " ", make_dry_run("deploy", "ENV=prod"))  # one command, continued
+    [line] = [line for line in printed.splitlines() if "release preflight" in line]
+    # THEN the preflight's refusal stops the deploy (&&), and sam deploy gets its complete overrides
+    preflight = "onnxlambda release preflight --config-env prod --template .aws-sam/build/template.yaml"
+    assert re.search(r'overrides="\$\(.*' + re.escape(preflight) + r'\)" && ', line)
+    assert "deploy --config-env prod --template-file .aws-sam/build/template.yaml" in line
+    assert line.endswith('--parameter-overrides "$overrides"')
+    assert "sam deploy --config-env default" in make_dry_run("deploy", "ENV=dev").replace(
+        ".venv-sam/bin/", ""
+    )

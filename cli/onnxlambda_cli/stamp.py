@@ -111,7 +111,7 @@ def load_template(text: str) -> dict[str, Any]:
 
 
 def _references(value: Any, conditions: Mapping[str, Any], seen: set[str] | None = None) -> Iterator[str]:
-    """Names a value refers to: Ref targets, ${...} in Fn::Sub, and through Fn::If its condition's."""
+    """Names a value refers to: Ref and GetAtt targets, ${...} in Fn::Sub, through Fn::If its condition's."""
     seen = set() if seen is None else seen
     if isinstance(value, list):
         for item in value:
@@ -119,10 +119,13 @@ def _references(value: Any, conditions: Mapping[str, Any], seen: set[str] | None
     elif isinstance(value, dict):
         for key, inner in value.items():
             if key == "Ref" and isinstance(inner, str):
-                yield inner
+                yield inner.split(".", 1)[0]  # SAM's `!Ref Function.Version` names the function
+            elif key == "Fn::GetAtt":
+                yield str(inner[0] if isinstance(inner, list) else inner).split(".", 1)[0]
             elif key == "Fn::Sub":
                 text, variables = (inner, {}) if isinstance(inner, str) else (inner[0], inner[1])
-                yield from (name for name in _SUB_VARIABLE.findall(text) if name not in variables)
+                found = (name.split(".", 1)[0] for name in _SUB_VARIABLE.findall(text))
+                yield from (name for name in found if name not in variables)
                 yield from _references(variables, conditions, seen)
             elif key == "Fn::If" or (key == "Condition" and isinstance(inner, str)):
                 # {"Condition": name} inside a condition; an IAM statement's Condition is a mapping
@@ -256,14 +259,33 @@ def version_digest(
 ) -> str:
     """What decides a new version of `function`: its template text, settings, code, layers, stamp."""
     used = version_parameters(template)[function]
+    inputs = _version_inputs(template, function)
+    resources = template["Resources"]
+    # A resource the function names by Ref/GetAtt: replacing it changes the name or ARN its
+    # version was published with (e.g. CAPTURE_BUCKET), so its template text counts too.
+    named = sorted(set(_references(inputs, template.get("Conditions") or {})) & set(resources) - {function})
     material = {
-        **_version_inputs(template, function),
+        **inputs,
+        "resources": {
+            name: {
+                "Type": resources[name]["Type"],
+                "Properties": _without_stamp(resources[name].get("Properties")),
+            }
+            for name in named
+        },
         "parameters": {name: values[name] for name in used},
         "code": artifacts[function],
         "layers": {layer: artifacts[layer] for layer in layers_of(template, function)},
         "stamp": asdict(stamp),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _without_stamp(properties: Any) -> Any:
+    """Properties as in template.yaml: without what this stamp adds to aliased functions."""
+    if not isinstance(properties, dict):
+        return properties
+    return {k: v for k, v in properties.items() if k not in {"AutoPublishCodeSha256", "VersionDescription"}}
 
 
 def _require_unstamped(template: Mapping[str, Any]) -> None:

@@ -36,7 +36,9 @@ class Observer:
 
     def begin(self, invoked_function_arn: str) -> None:
         """Once per invocation, before anything is recorded: was this a direct version invoke?"""
-        parts = invoked_function_arn.split(":")  # arn:aws:lambda:region:account:function:name[:qualifier]
+        # invoked_function_arn "Indicates if the invoker specified a version number or alias"
+        # (docs.aws.amazon.com/lambda/latest/dg/python-context.html): arn:...:function:name[:qualifier]
+        parts = invoked_function_arn.split(":")
         self.direct = len(parts) > 7 and parts[7].isdigit()
 
     @property

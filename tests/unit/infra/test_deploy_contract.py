@@ -88,12 +88,16 @@ def variants() -> dict[str, dict[str, Any]]:
     pinned_names = sorted({p for used in stamp.version_parameters(source).values() for p in used})
     todo: dict[str, tuple[dict[str, Any], list[str]]] = {}
 
-    def add(name: str, values: dict[str, str], *args: str, built: dict[str, str] | None = None,
-            model: str = "penguins") -> None:  # fmt: skip
-        stamped = stamp.stamp_template(
-            source, model_stamp(model, values["Stage"]), values, built or artifacts()
-        )
-        todo[name] = (stamped, list(args))
+    def add(
+        name: str,
+        values: dict[str, str],
+        *args: str,
+        built: dict[str, str] | None = None,
+        model: str = "penguins",
+        template: dict[str, Any] | None = None,
+    ) -> None:
+        s = model_stamp(model, values["Stage"])
+        todo[name] = (stamp.stamp_template(template or source, s, values, built or artifacts()), list(args))
 
     for env in ENVIRONMENTS:
         add(env, env_values(env))
@@ -110,6 +114,10 @@ def variants() -> dict[str, dict[str, Any]]:
     add("core", base, "CoreLayer.Uri=s3://artifacts/core2", built=artifacts(CoreLayer="core2"))
     add("api-code", base, "ApiFunction.Uri=s3://artifacts/api2", built=artifacts(ApiFunction="api2"))
     add("batch-code", base, "BatchFunction.Uri=s3://artifacts/b2", built=artifacts(BatchFunction="b2"))
+    # a change that replaces a resource a function names (its name or ARN is in the function's settings)
+    replaced = copy.deepcopy(source)
+    replaced["Resources"]["CaptureBucket"]["Properties"]["BucketName"] = "another-capture-bucket"
+    add("capture-bucket-replaced", base, template=replaced)
     with tempfile.TemporaryDirectory() as tmp:
         paths = {name: write(t, Path(tmp), re.sub(r"\W", "_", name)) for name, (t, _) in todo.items()}
         results = translate([[paths[name], *args] for name, (_, args) in todo.items()])
@@ -210,9 +218,12 @@ def test_a_model_only_release_moves_every_function_that_loads_the_model_together
         ("core", {"ApiFunction", "BatchFunction", "MonitorFunction"}),
         ("api-code", {"ApiFunction"}),
         ("batch-code", {"BatchFunction"}),
+        ("capture-bucket-replaced", {"MonitorFunction"}),
     ],
 )
-def test_code_and_core_layer_changes_publish_where_they_reach(variant: str, moved: set[str]) -> None:
+def test_code_layer_and_named_resource_changes_publish_where_they_reach(
+    variant: str, moved: set[str]
+) -> None:
     before, after = versions(variants()["prod"]), versions(variants()[variant])
     assert {f for f in before if before[f] != after[f]} == moved
 

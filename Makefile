@@ -13,8 +13,14 @@ PY := $(VENV)/bin/python
 SAM := .venv-sam/bin/sam
 MODEL ?= penguins
 PORT ?= 3000
+# The samconfig.toml environment a build is stamped for and a deploy goes to (dev = its [default]).
+ENV ?= dev
+SAM_CONFIG_ENV = $(if $(filter dev,$(ENV)),default,$(ENV))
+TEMPLATE ?= template.yaml
+BUILD_DIR ?= .aws-sam/build
+CACHE_DIR ?= .aws-sam/cache
 # sam's python builds look for python3.13 on PATH; the dev venv provides it.
-SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(MODEL)
+SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)"
 
 .PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi
 .PHONY: load-batch
@@ -50,8 +56,12 @@ $(VENV)/.installed: requirements-dev.txt layers/core/requirements.txt pyproject.
 
 setup: $(VENV)/.installed .venv-sam/.installed .venv-runtime/.installed  ## create the three venvs (dev, sam, runtime)
 
-build: setup  ## sam build: function code, core layer, model layer (MODEL=penguins|diabetes)
-	$(SAM_ENV) $(SAM) build --cached
+build: setup  ## sam build + release stamp (MODEL=penguins|diabetes, ENV=dev|prod: whose settings it pins)
+	# The model is named INSIDE the layer's ContentUri: `sam build --cached` keys a layer on those
+	# files only, so a MODEL variable alone would ship the previously built model (docs/releasing.md).
+	echo "$(MODEL)" > models/.selected
+	$(SAM_ENV) $(SAM) build --cached --template-file $(TEMPLATE) --build-dir $(BUILD_DIR) --cache-dir $(CACHE_DIR)
+	$(VENV)/bin/onnxlambda release stamp --config-env $(ENV) --model $(MODEL) --build-dir $(BUILD_DIR)
 
 serve: build  ## serve the built function over HTTP on 127.0.0.1:$(PORT) under the Lambda emulator
 	$(PY) -m devtools.serve --port $(PORT)
@@ -91,20 +101,19 @@ model: setup  ## retrain the example models (byte-identical artifacts)
 	$(PY) models/penguins/train.py
 	$(PY) models/diabetes/train.py
 
-# -- releases (README "Releasing and rolling back") ---------------------------------------------
-ENV ?= dev
-# The function to inspect or roll back: FUNCTION=name, else the API function of ENV's stack.
-RELEASE_TARGET = $(if $(FUNCTION),--function $(FUNCTION),--config-env $(ENV))
-
-deploy: build  ## sam deploy ENV=dev|prod, stamping model version, sha256 and git revision on the new version
-	$(SAM) deploy --config-env $(if $(filter dev,$(ENV)),default,$(ENV)) \
-		--parameter-overrides "$$($(VENV)/bin/onnxlambda release params --config-env $(ENV) --model $(MODEL))"
+# -- releases (docs/releasing.md) ---------------------------------------------------------------
+deploy: build  ## build for ENV=dev|prod, check it may go out now (preflight), sam deploy it
+	# preflight refuses while a deployment runs or after a manual rollback (docs/releasing.md) and
+	# prints the complete --parameter-overrides (it replaces samconfig's list).
+	overrides="$$($(VENV)/bin/onnxlambda release preflight --config-env $(ENV) --template $(BUILD_DIR)/template.yaml)" && \
+		$(SAM) deploy --config-env $(SAM_CONFIG_ENV) --template-file $(BUILD_DIR)/template.yaml \
+		--parameter-overrides "$$overrides"
 
 status: setup  ## which version and model each alias serves (ENV=dev|prod or FUNCTION=name)
-	$(VENV)/bin/onnxlambda release status $(RELEASE_TARGET)
+	$(VENV)/bin/onnxlambda release status $(if $(FUNCTION),--function $(FUNCTION),--config-env $(ENV))
 
-rollback: setup  ## point `live` back: previous version, or TO=<version> (ENV=dev|prod or FUNCTION=name)
-	$(VENV)/bin/onnxlambda release rollback $(RELEASE_TARGET) --to $(or $(TO),previous)
+rollback: setup  ## point `live` back: previous version, or TO=<version> (ENV=dev|prod or STACK=name)
+	$(VENV)/bin/onnxlambda release rollback $(if $(STACK),--stack $(STACK),--config-env $(ENV)) --to $(or $(TO),previous)
 
 changelog: setup  ## CHANGELOG entry for models/$(MODEL) vs OLD=<manifest path or git:REV> [WHY="..."]
 	$(VENV)/bin/onnxlambda changelog $(if $(OLD),$(OLD),--initial) models/$(MODEL)/manifest.json $(if $(WHY),--why "$(WHY)")

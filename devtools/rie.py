@@ -30,6 +30,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".aws-sam" / "build"
+LOCAL_STACK_NAME = "onnxlambda-local"  # ${AWS::StackName} under the emulator (metrics service name)
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
 _REPORT = re.compile(
     r"REPORT RequestId: (?P<id>\S+)\s+(?:Init Duration: (?P<init>[\d.]+) ms\s+)?"
@@ -102,13 +103,18 @@ class BuiltFunction:
             for name in layers
             if name
         ]
-        defaults = {k: v.get("Default") for k, v in (template.get("Parameters") or {}).items()}
+        # A parameter's default (what `make build` pinned), the stamp's mapping, a local stack name.
+        known: dict[str, Any] = {"AWS::StackName": LOCAL_STACK_NAME}
+        known |= {k: v.get("Default") for k, v in (template.get("Parameters") or {}).items()}
         env: dict[str, str] = {}
         for source in (glob.get("Environment", {}), props.get("Environment", {})):
             for key, raw in (source.get("Variables") or {}).items():
                 value = raw
-                if isinstance(raw, dict) and defaults.get(raw.get("Ref")) is not None:
-                    value = defaults[raw["Ref"]]  # a parameter's default, as a deploy without overrides
+                if isinstance(raw, dict) and known.get(str(raw.get("Ref"))) is not None:
+                    value = known[str(raw["Ref"])]
+                elif isinstance(raw, dict) and isinstance(raw.get("Fn::FindInMap"), list):
+                    mapping, top, second = raw["Fn::FindInMap"]
+                    value = template.get("Mappings", {}).get(mapping, {}).get(top, {}).get(second)
                 if isinstance(value, (str, int, float)):
                     env[key] = str(value)
         return cls(

@@ -1,7 +1,7 @@
 """onnxlambda's command line: everything that runs on a developer's machine or in CI, never in Lambda.
 
     onnxlambda openapi       build (or --check) each model's OpenAPI document
-    onnxlambda release       status | rollback | params of a deployed stack
+    onnxlambda release       status | rollback | stamp (make build) | preflight (make deploy)
     onnxlambda changelog     a CHANGELOG entry from two manifests
     onnxlambda drift-report  an HTML drift report from captured traffic or a batch summary
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "openapi": ("onnxlambda_cli.openapi.command", "build (or --check) each model's OpenAPI document"),
-    "release": ("onnxlambda_cli.release", "status | rollback | params of a deployed stack"),
+    "release": ("onnxlambda_cli.release", "status | rollback | stamp | preflight of a release"),
     "changelog": ("onnxlambda_cli.changelog", "a CHANGELOG entry from two manifests"),
     "drift-report": ("onnxlambda_cli.drift_report", "an HTML drift report (captured traffic, batch summary)"),
 }

@@ -154,6 +154,7 @@ def _service_or_none() -> Service | None:
 @tracer.capture_lambda_handler(capture_response=False)  # predictions do not belong in traces
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
+    observer.begin(context.invoked_function_arn)
     observer.invoked(_service_or_none())
     # The API Gateway request id; a dict lookup instead of Powertools' per-request JMESPath query.
     logger.set_correlation_id(event.get("requestContext", {}).get("requestId"))

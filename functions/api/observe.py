@@ -7,6 +7,11 @@ routes call `observer.refused` for every refused one. Metric names and values co
 its metric set across instances, so app.py's `log_metrics` flushes them in the same EMF line.
 MONITORING_ENABLED=false turns both this and the capture off (the benchmark's baseline, and a
 kill switch).
+
+An invoke of a numbered version (`...:function:<name>:7`) is not production traffic: API Gateway
+calls the `live` alias, the pre-traffic hook calls the new version directly with its golden set.
+Those invokes record no metric and capture nothing, so the stack's alarms and drift windows count
+callers only.
 """
 
 import os
@@ -28,7 +33,19 @@ class Observer:
     def __init__(self, enabled: bool, capture: CaptureSettings) -> None:
         self.enabled = enabled
         self.capture_settings = capture
+        self.direct = False  # this invocation named a numbered version (the pre-traffic hook)
         self._capturer: Capturer | None = None
+
+    def begin(self, invoked_function_arn: str) -> None:
+        """Once per invocation, before anything is recorded: was this a direct version invoke?"""
+        # invoked_function_arn "Indicates if the invoker specified a version number or alias"
+        # (docs.aws.amazon.com/lambda/latest/dg/python-context.html): arn:...:function:name[:qualifier]
+        parts = invoked_function_arn.split(":")
+        self.direct = len(parts) > 7 and parts[7].isdigit()
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and not self.direct
 
     def record(self, values: names.MetricValues) -> None:
         for name, (unit, value) in values.items():
@@ -36,7 +53,7 @@ class Observer:
 
     def invoked(self, service: Service | None) -> None:
         """Once per invocation: the request count, and the model identity as EMF metadata."""
-        if not self.enabled:
+        if not self.active:
             return
         metrics.add_metric(name=names.REQUESTS, unit=MetricUnit.Count, value=1)
         if service is not None:
@@ -44,7 +61,7 @@ class Observer:
             metrics.add_metadata(key="model_sha256", value=service.manifest.sha256)
 
     def predicted(self, inference: Inference, request: Decoded) -> None:
-        if not self.enabled:
+        if not self.active:
             return
         self.record(names.prediction_metrics(inference))
         if self.capture_settings.sample_rate > 0:
@@ -55,10 +72,12 @@ class Observer:
                 metrics.add_metric(name=names.CAPTURED_ROWS, unit=MetricUnit.Count, value=captured)
 
     def refused(self, err: ServingError) -> None:
-        if self.enabled:
+        if self.active:
             self.record(names.rejection_metrics(err))
 
     def internal_error(self) -> None:
+        if self.direct:  # the hook reports a failing version to CodeDeploy; it must not page
+            return
         metrics.add_metric(name=names.INTERNAL_ERRORS, unit=MetricUnit.Count, value=1)
 
 

@@ -9,14 +9,13 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
-from devtools.rie import _Loader
 from functions.batch import app
 from onnxlambda.batch.s3 import S3ClientSettings
 from onnxlambda.serving.service import get_service
+from onnxlambda_cli.stamp import load_template
 from tests.conftest import ROOT, FakeLambdaContext, load_event
 from tests.unit.infra.test_template_release import transformed
 
@@ -102,8 +101,7 @@ def test_a_missing_object_raises_for_retry_and_the_on_failure_queue(
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), Loader=_Loader)
-    return loaded
+    return load_template((ROOT / "template.yaml").read_text())
 
 
 def test_only_the_input_prefix_triggers_and_output_goes_elsewhere(template: dict[str, Any]) -> None:
@@ -123,9 +121,16 @@ def test_batch_role_reads_only_input_and_writes_only_output(template: dict[str, 
     statements = {s["Sid"]: s for s in policy["Statement"]}
     read, write = statements["ReadInputPrefixOnly"], statements["WriteOutputPrefixOnly"]
     assert set(read["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
-    assert read["Resource"]["Fn::Sub"].endswith("/${BatchInputPrefix}*")
+    assert read["Resource"]["Fn::Sub"][0].endswith("/${BatchInputPrefix}*")
     assert set(write["Action"]) == {"s3:PutObject", "s3:AbortMultipartUpload"}
-    assert write["Resource"]["Fn::Sub"].endswith("/${BatchOutputPrefix}*")
+    assert write["Resource"]["Fn::Sub"][0].endswith("/${BatchOutputPrefix}*")
+    # the bucket the policy names is the bucket the function is told to use
+    bucket = template["Resources"]["BatchBucket"]["Properties"]["BucketName"]["Fn::Sub"]
+    env = template["Resources"]["BatchFunction"]["Properties"]["Environment"]["Variables"]["BATCH_BUCKET"]
+    assert env["Fn::Sub"] == bucket
+    for statement in (read, write):
+        assert statement["Resource"]["Fn::Sub"][0].startswith(f"arn:${{AWS::Partition}}:s3:::{bucket[0]}/")
+        assert statement["Resource"]["Fn::Sub"][1] == bucket[1]
     assert set(statements) == {"ReadInputPrefixOnly", "WriteOutputPrefixOnly"}
 
 
@@ -145,7 +150,7 @@ def test_failed_async_invocations_go_to_an_encrypted_queue(template: dict[str, A
     config = resources["BatchFunction"]["Properties"]["EventInvokeConfig"]
     on_failure = config["DestinationConfig"]["OnFailure"]
     assert on_failure["Type"] == "SQS"
-    assert on_failure["Destination"] == {"Fn::GetAtt": "BatchFailureQueue.Arn"}
+    assert on_failure["Destination"] == {"Fn::GetAtt": ["BatchFailureQueue", "Arn"]}
     assert resources["BatchFailureQueue"]["Properties"]["SqsManagedSseEnabled"] is True
 
 

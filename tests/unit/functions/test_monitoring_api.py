@@ -110,6 +110,29 @@ def test_a_refusal_counts_its_code_and_the_reasons_of_its_values(
 
 
 @pytest.mark.usefixtures("capture_all")
+def test_a_direct_invoke_of_a_version_is_not_counted_as_traffic(capsys: pytest.CaptureFixture[str]) -> None:
+    # GIVEN the pre-traffic hook's call: the new version by its number, not through the `live` alias
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:onnxlambda-prod-api"
+    hook_call = FakeLambdaContext(invoked_function_arn=f"{arn}:7")
+    bad = load_event("api_out_of_range")
+    # WHEN it sends the golden set and a request the model refuses
+    assert app.lambda_handler(load_event("api_predict_batch"), hook_call)["statusCode"] == 200
+    assert app.lambda_handler(bad, hook_call)["statusCode"] == 422
+    lines = stdout_json(capsys.readouterr().out)
+    # THEN no request, prediction or refusal is counted and no row is captured: the stack's
+    # alarms and drift windows see callers only
+    assert not [
+        x
+        for x in lines
+        if "_aws" in x and ({"Requests", "Predictions"} & set(x) or "Rejected_validation_failed" in x)
+    ]
+    assert not [x for x in lines if x.get("record_type") == "inference"]
+    # AND the same request through the alias is counted again
+    assert app.lambda_handler(bad, FakeLambdaContext(invoked_function_arn=f"{arn}:live"))["statusCode"] == 422
+    assert emf(stdout_json(capsys.readouterr().out))["Rejected_validation_failed"] == 1.0
+
+
+@pytest.mark.usefixtures("capture_all")
 def test_sampled_rows_are_captured_as_single_json_lines(
     lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -128,9 +128,10 @@ def test_alarms_watch_metrics_that_the_code_emits(resources: dict[str, Any]) -> 
             *[q["MetricStat"]["Metric"] for q in alarm["Properties"].get("Metrics", []) if "MetricStat" in q],
         ]:
             if query.get("Namespace") == names.NAMESPACE:
-                # THEN the code emits it, with exactly the one dimension the alarm names
+                # THEN the code emits it, with exactly the one dimension the alarm names: this
+                # stack's service name (Globals POWERTOOLS_SERVICE_NAME), never another stack's
                 assert query["MetricName"] in emitted, name
-                assert query["Dimensions"] == [{"Name": "service", "Value": "onnxlambda"}], name
+                assert query["Dimensions"] == [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}], name
 
 
 def test_the_composite_alarm_pages_on_service_health_and_live_performance(resources: dict[str, Any]) -> None:
@@ -153,6 +154,13 @@ def test_the_dashboard_answers_the_four_questions(resources: dict[str, Any]) -> 
     markdown = [w["properties"]["markdown"] for w in body["widgets"] if w["type"] == "text"]
     assert [m.split(".")[0] for m in markdown] == ["## 1", "## 2", "## 3", "## 4"]
     text = json.dumps(body)
+    # AND every custom metric it shows is this stack's: by dimension, or by a SEARCH on it
+    custom = [m for w in body["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]]
+    for metric in custom:
+        if metric[0] == names.NAMESPACE:
+            assert metric[metric.index("service") + 1] == "0", metric  # "${AWS::StackName}" substituted
+        elif "expression" in metric[0] and "SEARCH" in metric[0]["expression"]:
+            assert 'service="0"' in metric[0]["expression"], metric
     for metric in (
         "Requests",
         "Duration",

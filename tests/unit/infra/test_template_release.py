@@ -21,41 +21,30 @@ HOOK = "PreTrafficHook"
 # Event sources through which a function serves predictions: these must call an alias.
 SERVING_EVENTS = {"HttpApi", "Api", "S3", "SQS", "Kinesis", "DynamoDB"}
 
-
-PUBLISH_CHANGES = [
-    ("ModelLayer.Uri=s3://artifacts/model-layer-with-another-model", True),
-    ("CoreLayer.Uri=s3://artifacts/core-layer-with-new-code", True),
+# SAM's own version hash, without the build stamp: what it misses is why `make build` stamps.
+UNSTAMPED_CHANGES = [
     ("ApiFunction.Uri=s3://artifacts/new-handler-code", True),
-    ("MaxRows=500", False),  # parameter-only changes do not publish (SAM hashes the unresolved Ref)
-    ("DeploymentType=Canary10Percent5Minutes", False),
+    ("ModelLayer.Uri=s3://artifacts/model-layer-with-another-model", False),
+    ("MaxRows=500", False),
+    ("RedactFields=sex", False),
 ]
 DEPLOYMENT_TYPES = ["AllAtOnce", "Canary10Percent5Minutes", "Linear10PercentEvery1Minute"]
-WITHOUT_PUBLISH = ".aws-sam/template-without-publish.yaml"
 
 
 @functools.cache
 def _all_variants() -> dict[tuple[str, ...], dict[str, Any]]:
     """Every transform these tests look at, in one SAM process (importing samtranslator is slow)."""
     variants: list[tuple[str, ...]] = [("template.yaml",)]
-    variants += [("template.yaml", change) for change, _ in PUBLISH_CHANGES]
+    variants += [("template.yaml", change) for change, _ in UNSTAMPED_CHANGES]
     variants += [("template.yaml", f"DeploymentType={d}") for d in DEPLOYMENT_TYPES]
-    # The template as it would be without PublishLambdaVersion on the layers (SAM's default).
-    plain = ROOT / WITHOUT_PUBLISH
-    plain.parent.mkdir(exist_ok=True)
-    text = (ROOT / "template.yaml").read_text()
-    plain.write_text("\n".join(line for line in text.splitlines() if "PublishLambdaVersion" not in line))
-    variants += [(WITHOUT_PUBLISH,), (WITHOUT_PUBLISH, "ModelLayer.Uri=s3://artifacts/other")]
-    try:
-        out = subprocess.run(
-            [str(SAM_PYTHON), "devtools/sam_transform.py", "--batch"],
-            cwd=ROOT,
-            input=json.dumps([list(v) for v in variants]),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    finally:
-        plain.unlink()
+    out = subprocess.run(
+        [str(SAM_PYTHON), "devtools/sam_transform.py", "--batch"],
+        cwd=ROOT,
+        input=json.dumps([list(v) for v in variants]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return {v: t["Resources"] for v, t in zip(variants, json.loads(out.stdout), strict=True)}
 
 
@@ -170,7 +159,9 @@ def test_pre_traffic_hook_is_wired_to_the_alias_and_checks_the_new_version() -> 
     # CodeDeploy's role may only invoke CodeDeployHook_* functions
     assert hook["FunctionName"]["Fn::Sub"].startswith("CodeDeployHook_")
     assert hook["Environment"]["Variables"]["TARGET_FUNCTION_VERSION"] == {"Ref": version}
-    assert hook["Environment"]["Variables"]["EXPECTED_MODEL_SHA256"] == {"Ref": "ModelSha256"}
+    assert hook["Environment"]["Variables"]["EXPECTED_MODEL_SHA256"] == {
+        "Fn::FindInMap": ["Release", "Build", "ModelSha256"]
+    }
     # it reads the same model layer as the version it checks
     assert hook["Layers"] == resources["ApiFunction"]["Properties"]["Layers"]
     # and is itself deployed plainly: no alias, no deployment group of its own
@@ -205,34 +196,20 @@ def hook_role(resources: dict[str, Any]) -> str:
 
 
 def test_published_versions_carry_model_and_code() -> None:
+    # The stamp `make build` writes into Mappings (tests/unit/infra/test_deploy_contract.py)
     api = transformed()["ApiFunction"]["Properties"]
-    assert (
-        api["Environment"]["Variables"].items()
-        >= {
-            "RELEASE_MODEL_VERSION": {"Ref": "ModelVersion"},
-            "RELEASE_MODEL_SHA256": {"Ref": "ModelSha256"},
-            "RELEASE_CODE_REVISION": {"Ref": "CodeRevision"},
-        }.items()
-    )
+    names = {"MODEL_VERSION": "ModelVersion", "MODEL_SHA256": "ModelSha256", "CODE_REVISION": "CodeRevision"}
+    stamp = {f"RELEASE_{k}": {"Fn::FindInMap": ["Release", "Build", v]} for k, v in names.items()}
+    assert api["Environment"]["Variables"].items() >= stamp.items()
     version = transformed()[new_version(transformed())]
-    assert version["Properties"]["Description"] == {
-        "Fn::Sub": "model ${ModelVersion} sha256 ${ModelSha256} code ${CodeRevision}"
-    }
     # old versions stay when the stack moves on, so there is something to roll back to
     assert version["DeletionPolicy"] == "Retain"
 
 
-@pytest.mark.parametrize(("change", "publishes"), PUBLISH_CHANGES)
-def test_which_changes_publish_a_new_version(change: str, publishes: bool) -> None:
-    # GIVEN a deployment that changes one thing (a changed artifact gets a new S3 URI from sam deploy)
+@pytest.mark.parametrize(("change", "publishes"), UNSTAMPED_CHANGES)
+def test_sam_alone_publishes_only_for_new_function_code(change: str, publishes: bool) -> None:
+    # GIVEN the template without the build stamp (AutoPublishCodeSha256), and one change
     before, after = new_version(transformed()), new_version(transformed(change))
-    # THEN a new model or new code publishes a new version for CodeDeploy to shift to
+    # THEN SAM's own hash sees new function code only: not a new layer, not a parameter's value
+    # (SAM #3820, #1640) - which is why `make build` stamps a digest of all of them
     assert (before != after) is publishes
-
-
-def test_a_model_only_change_would_not_publish_without_the_layer_setting() -> None:
-    # GIVEN the template without PublishLambdaVersion on the layers (SAM's default)
-    before = new_version(transformed(template=WITHOUT_PUBLISH))
-    after = new_version(transformed("ModelLayer.Uri=s3://artifacts/other", template=WITHOUT_PUBLISH))
-    # THEN a new model would update $LATEST but `live` would keep serving the old version
-    assert before == after

@@ -40,8 +40,11 @@ class Route:
 
     @classmethod
     def of(cls, method: str, path: str, function: str) -> Route:
-        # re.escape turns "{name}" into "\\{name\\}" (and "{name+}" into "\\{name\\+\\}").
-        regex = re.sub(r"\\\{(\w+)(?:\\\+)?\\\}", r"(?P<\1>[^/]+)", re.escape(path))
+        # re.escape turns "{name}" into "\\{name\\}" and "{name+}" into "\\{name\\+\\}"; the greedy
+        # one spans segments, as API Gateway's {proxy+} does.
+        escaped = re.escape(path)
+        regex = re.sub(r"\\\{(\w+)\\\+\\\}", r"(?P<\1>.+)", escaped)
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", regex)
         return cls(method.upper(), path, function, re.compile(f"^{regex}$"))
 
 

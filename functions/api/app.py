@@ -26,11 +26,13 @@ from onnxlambda.settings import Settings
 
 if __package__:  # imported as functions.api.app (tests, tools)
     from functions.api import httpevent
+    from functions.api.apidoc import answers, request_body
     from functions.api.feedback import router as feedback_router
     from functions.api.observe import observer
     from functions.api.v2 import router as v2_router
 else:  # on Lambda the function's directory is the root: sibling modules are top-level
     import httpevent  # type: ignore[import-not-found,no-redef]
+    from apidoc import answers, request_body  # type: ignore[import-not-found,no-redef]
     from feedback import router as feedback_router  # type: ignore[import-not-found,no-redef]
     from observe import observer  # type: ignore[import-not-found,no-redef]
     from v2 import router as v2_router  # type: ignore[import-not-found,no-redef]
@@ -83,7 +85,13 @@ def _raw_body() -> bytes:
     return httpevent.raw_body(event.body, bool(event.is_base64_encoded), settings.max_body_bytes)
 
 
-@app.post("/predict", summary="Predict one or many rows", tags=["predict"])
+@app.post(
+    "/predict",
+    summary="Predict one or many rows",
+    tags=["predict"],
+    responses=answers("PredictResponse", 400, 413, 422, 503),
+    openapi_extensions=request_body("PredictRequest"),
+)
 def predict() -> Response[str]:
     # `{"instances": [{feature: value, ...}, ...]}`. The codec parses the body once and checks the
     # envelope; the data plane checks the rows column-wise. A pydantic list[dict] parameter here
@@ -95,7 +103,12 @@ def predict() -> Response[str]:
     return _json(200, body, {"X-Model-Version": service.manifest.version})
 
 
-@app.get("/health", summary="Readiness of this execution environment", tags=["ops"])
+@app.get(
+    "/health",
+    summary="Readiness of this execution environment",
+    tags=["ops"],
+    responses=answers("Health", 503, error_schemas={503: "HealthNotReady"}),
+)
 def health() -> Response[str]:
     try:
         service = get_service()
@@ -104,12 +117,22 @@ def health() -> Response[str]:
     return _json(200, {"status": "ready", "model": service.model_info_ref()})
 
 
-@app.get("/model", summary="The model's public contract (manifest without baselines)", tags=["ops"])
+@app.get(
+    "/model",
+    summary="The model's public contract (manifest without baselines)",
+    tags=["ops"],
+    responses=answers("ModelContract", 503),
+)
 def model() -> Response[str]:
     return _json(200, get_service().manifest.public())
 
 
-@app.get("/openapi.json", summary="This API's contract (built by `make openapi`)", tags=["ops"])
+@app.get(
+    "/openapi.json",
+    summary="This API's contract (built by `make openapi`)",
+    tags=["ops"],
+    responses=answers("OpenAPIDocument", 503),
+)
 def openapi() -> Response[str]:
     try:  # built beside the manifest at build time; never generated here (cold start)
         return Response(200, JSON, (settings.model_dir / OPENAPI_FILE).read_text(encoding="utf-8"))

@@ -22,6 +22,11 @@ from onnxlambda.monitoring import metrics as names
 from onnxlambda.monitoring.capture import write_feedback
 from onnxlambda.serving.service import get_service
 
+if __package__:  # imported as functions.api.feedback (tests, tools)
+    from functions.api.apidoc import answers, request_body
+else:  # on Lambda the function's directory is the root
+    from apidoc import answers, request_body  # type: ignore[import-not-found,no-redef]
+
 metrics = Metrics()  # shares its metric set with app.py's instance (Powertools class state)
 
 router = Router()  # type: ignore[no-untyped-call]
@@ -43,7 +48,13 @@ def checked_actual(manifest: Manifest, actual: Any) -> str | float:
     )
 
 
-@router.post("/feedback", summary="Report the actual outcome of a prediction", tags=["monitoring"])
+@router.post(
+    "/feedback",
+    summary="Report the actual outcome of a prediction",
+    tags=["monitoring"],
+    responses=answers("FeedbackAccepted", 400, 413, 422, 503, status=202),
+    openapi_extensions=request_body("FeedbackRequest"),
+)
 def feedback() -> Response[str]:
     # The body is checked by hand (onnxlambda.codecs.feedback), so no route needs Powertools' per-request
     # validation middleware (app.py: enable_validation=False). Its schema: onnxlambda_cli.openapi.document.

@@ -142,4 +142,5 @@ def test_local_http_front_serves_plain_http(build_dir: Path) -> None:
     assert big[0] == 413
     assert health == (200, health[1])
     assert health[1]["status"] == "ready"
-    assert missing == (404, {"message": "Not Found"})
+    assert missing[0] == 404
+    assert missing[1]["error"]["code"] == "not_found"  # the function's own error body

@@ -63,20 +63,31 @@ def test_the_served_document_is_the_committed_one(base_url: str) -> None:
     assert body == (PENGUINS / "openapi.json").read_bytes()
 
 
-UNROUTED = [("TRACE", "/predict"), ("BREW", "/health"), ("GET", "/nowhere")]
+@pytest.mark.parametrize(
+    ("method", "path"), [("TRACE", "/predict"), ("BREW", "/health"), ("GET", "/nowhere")]
+)
+def test_an_unserved_method_or_path_is_the_functions_json_404(base_url: str, method: str, path: str) -> None:
+    # GIVEN a method or path the handler does not serve (TRACE is what schemathesis --checks all
+    # sends); API Gateway's one greedy route hands it to the function, as the local front does
+    status, body = call(base_url, method, path)
+    # THEN the error body of every other refusal: code, message, request id; never an HTML page
+    assert status == 404
+    assert body["error"]["code"] == "not_found"
+    assert body["error"]["request_id"]
 
 
-@pytest.mark.parametrize(("method", "path"), UNROUTED)
-def test_an_unrouted_method_or_path_is_api_gateways_json_404(base_url: str, method: str, path: str) -> None:
-    # GIVEN a method or path no route declares (TRACE is what schemathesis --checks all sends)
+def test_a_path_outside_the_greedy_route_is_api_gateways_own_404(base_url: str) -> None:
+    # GIVEN the root path, which {proxy+} does not match THEN API Gateway's JSON, not the function's
+    assert call(base_url, "GET", "/") == (404, {"message": "Not Found"})
+
+
+def call(base_url: str, method: str, path: str) -> tuple[int, Any]:
     connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=30)
     try:
         connection.request(method, path)
         response = connection.getresponse()
-        # THEN API Gateway's own answer: 404 with a JSON body, never an HTML error page
-        assert response.status == 404
         assert response.getheader("content-type") == "application/json"
-        assert json.loads(response.read()) == {"message": "Not Found"}
+        return response.status, json.loads(response.read())
     finally:
         connection.close()
 

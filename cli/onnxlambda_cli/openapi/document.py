@@ -36,40 +36,9 @@ CONTRACT_VERSION: Final = "2.0.0"
 _REF = "#/components/schemas/"
 JSON_MEDIA: Final = "application/json"
 
-ERROR_STATUSES: Final = {
-    400: "Malformed request: body empty, not JSON, or not the documented envelope",
-    404: "Unknown model or version",
-    413: "Body over MAX_BODY_BYTES or more rows than MAX_ROWS",
-    422: "Values break the model's contract (every problem listed)",
-    500: "A bug: logged with its stack; the caller gets the request id",
-    503: "The model failed to load in this execution environment",
-}
-
-# Which documented answers each operation has, besides 200. 500 is possible everywhere.
-_PREDICT_ROUTES: Final[dict[tuple[str, str], tuple[str, list[int]]]] = {
-    ("/predict", "post"): ("PredictResponse", [400, 413, 422, 500, 503]),
-    ("/health", "get"): ("Health", [500, 503]),
-    ("/model", "get"): ("ModelContract", [500, 503]),
-    ("/openapi.json", "get"): ("OpenAPIDocument", [500, 503]),
-    ("/feedback", "post"): ("FeedbackAccepted", [400, 413, 422, 500, 503]),
-}
-# Routes whose success is not 200.
-_SUCCESS_STATUS: Final = {("/feedback", "post"): "202"}
-_V2_ROUTES: Final[dict[tuple[str, str], tuple[str, list[int]]]] = {
-    ("/v2", "get"): ("V2ServerMetadata", [500]),
-    ("/v2/health/live", "get"): ("V2Live", [500]),
-    ("/v2/health/ready", "get"): ("V2Ready", [500, 503]),
-    ("/v2/models/{model_name}", "get"): ("V2ModelMetadata", [404, 500, 503]),
-    ("/v2/models/{model_name}/versions/{model_version}", "get"): ("V2ModelMetadata", [404, 500, 503]),
-    ("/v2/models/{model_name}/ready", "get"): ("V2ModelReady", [404, 500, 503]),
-    ("/v2/models/{model_name}/versions/{model_version}/ready", "get"): ("V2ModelReady", [404, 500, 503]),
-    ("/v2/models/{model_name}/infer", "post"): ("V2InferResponse", [400, 404, 413, 422, 500, 503]),
-    ("/v2/models/{model_name}/versions/{model_version}/infer", "post"): (
-        "V2InferResponse",
-        [400, 404, 413, 422, 500, 503],
-    ),
-}
-DOCUMENTED_ROUTES: Final = {**_PREDICT_ROUTES, **_V2_ROUTES}
+# Each route documents its own answers and request body on its decorator (functions/api/apidoc.py);
+# the request body travels as this extension, replaced here by a real requestBody.
+REQUEST_BODY: Final = "x-onnxlambda-request-body"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -509,48 +478,42 @@ def build_document(
         **_feedback_schemas(manifest),
     }
     examples = _examples(manifest, golden, v2_metadata)
-    paths: dict[str, Any] = doc.get("paths", {})
-    undocumented = {(p, m) for p, ops in paths.items() for m in ops} - set(DOCUMENTED_ROUTES)
-    if undocumented:
-        raise ValueError(f"routes without a documented contract: {sorted(undocumented)}")
-    for (path, method), (schema, statuses) in DOCUMENTED_ROUTES.items():
-        operation = paths.get(path, {}).get(method)
-        if operation is None:
-            raise ValueError(f"documented route {method.upper()} {path} is not served")
-        v2 = path.startswith("/v2")
-        success = _SUCCESS_STATUS.get((path, method), "200")
-        responses: dict[str, Any] = {
-            success: {"description": "OK", "content": _content(_ref(schema), examples.get(schema))}
-        }
-        for status in statuses:
-            error_schema = "V2Error" if v2 else "Error"
-            if path == "/health" and status == 503:
-                error_schema = "HealthNotReady"
-            responses[str(status)] = {
-                "description": ERROR_STATUSES[status],
-                "content": _content(_ref(error_schema)),
-            }
-        operation["responses"] = responses
-        for parameter in operation.get("parameters", []):
-            parameter["schema"] = {"type": "string"}
-            parameter["example"] = manifest.name if parameter["name"] == "model_name" else manifest.version
-        if path == "/predict":
-            operation["requestBody"] = {
-                "required": True,
-                "content": _content(_ref("PredictRequest"), examples["PredictRequest"]),
-            }
-        elif path == "/feedback":
-            operation["requestBody"] = {
-                "required": True,
-                "content": _content(_ref("FeedbackRequest"), examples["FeedbackRequest"]),
-            }
-        elif method == "post":
-            operation["requestBody"] = {
-                "required": True,
-                "content": _content(_ref("V2InferRequest"), examples["V2InferRequest"]),
-            }
+    for path, operations in doc.get("paths", {}).items():
+        for method, operation in operations.items():
+            _complete(f"{method.upper()} {path}", operation, schemas, examples, manifest)
     doc["components"] = {"schemas": dict(sorted(schemas.items()))}
     return doc
+
+
+def _complete(
+    route: str,
+    operation: dict[str, Any],
+    schemas: dict[str, Any],
+    examples: dict[str, Any],
+    manifest: Manifest,
+) -> None:
+    """One operation as its decorator declared it, with examples, path parameters and the body."""
+    responses = operation.get("responses") or {}
+    success = [s for s in responses if s.startswith("2")]
+    if len(success) != 1 or "500" not in responses:
+        raise ValueError(f"{route} must document one success and its errors (functions/api/apidoc.py)")
+    for response in responses.values():
+        media = response.get("content", {}).get(JSON_MEDIA, {})
+        name = media.get("schema", {}).get("$ref", "").removeprefix(_REF)
+        if name not in schemas:
+            raise ValueError(f"{route} answers with {name!r}, which is not a documented schema")
+        if name in examples:
+            media["example"] = examples[name]
+    body = operation.pop(REQUEST_BODY, None)
+    if body is not None:
+        if body not in schemas:
+            raise ValueError(f"{route} reads {body!r}, which is not a documented schema")
+        operation["requestBody"] = {"required": True, "content": _content(_ref(body), examples.get(body))}
+    elif "requestBody" in operation:
+        raise ValueError(f"{route} has a request body its decorator does not document")
+    for parameter in operation.get("parameters", []):
+        parameter["schema"] = {"type": "string"}
+        parameter["example"] = manifest.name if parameter["name"] == "model_name" else manifest.version
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -560,7 +523,7 @@ def render(doc: dict[str, Any]) -> str:
 
 __all__ = [
     "CONTRACT_VERSION",
-    "DOCUMENTED_ROUTES",
+    "REQUEST_BODY",
     "build_document",
     "render",
 ]

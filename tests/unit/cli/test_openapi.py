@@ -14,8 +14,9 @@ import yaml
 
 from devtools.rie import _Loader
 from functions.api import app
+from onnxlambda.codecs.v2 import input_specs, output_specs
 from onnxlambda.contract.errors import ServingError
-from onnxlambda.contract.manifest import OPENAPI_FILE, load_manifest
+from onnxlambda.contract.manifest import OPENAPI_FILE, load_golden, load_manifest
 from onnxlambda.serving.validation import Validator
 from onnxlambda.settings import Settings
 from onnxlambda_cli.openapi import document as openapi
@@ -107,20 +108,37 @@ def test_contract_version_is_semver_and_in_every_document() -> None:
         assert doc["info"]["x-model"] == {"name": manifest.name, "version": manifest.version}
 
 
-def test_the_template_declares_exactly_the_routes_the_handler_serves() -> None:
-    # GIVEN the HttpApi events of ApiFunction in template.yaml and the resolver's routes
+def test_routes_are_declared_once_on_the_handler_and_documented_from_there() -> None:
+    # GIVEN the API function's HttpApi events in template.yaml and the resolver's routes
     template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_Loader)
     events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
-    declared = {(e["Properties"]["Method"].lower(), e["Properties"]["Path"]) for e in events}
+    declared = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events}
     served = {
         (method, path)
         for path, operations in json.loads(app.app.get_openapi_json_schema())["paths"].items()
         for method in operations
     }
-    # THEN API Gateway routes every served path, the document lists each, and nothing else
-    assert declared == served
-    assert {(m, p) for (p, m) in openapi.DOCUMENTED_ROUTES} == served
+    # THEN API Gateway hands every path and method to the function through one greedy route
+    assert declared == {("ANY", "/{proxy+}")}
+    # AND the document lists exactly the routes the handler serves, each as its decorator says
     assert {(m, p) for p, ops in document()["paths"].items() for m in ops} == served
+
+
+def test_a_route_without_documented_answers_is_refused_by_the_builder() -> None:
+    # GIVEN the skeleton of a route whose decorator declares no answers
+    skeleton = {"paths": {"/new": {"get": {"summary": "new", "responses": {"200": {"description": "x"}}}}}}
+    manifest = load_manifest(MODELS / "penguins")
+    golden = load_golden(MODELS / "penguins", manifest)
+    v2 = {
+        "name": manifest.name,
+        "versions": [manifest.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": [s.to_dict() for s in input_specs(manifest)],
+        "outputs": [s.to_dict() for s in output_specs(manifest)],
+    }
+    # WHEN the document is built THEN it names the route and where answers are declared
+    with pytest.raises(ValueError, match=r"GET /new must document one success and its errors"):
+        openapi.build_document(skeleton, manifest, golden, v2, max_rows=10)
 
 
 def test_every_error_status_documents_the_error_body() -> None:

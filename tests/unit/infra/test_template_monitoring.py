@@ -78,7 +78,6 @@ def test_monitor_runs_hourly_and_may_only_read_capture_and_write_summaries(resou
     assert put["Resource"] == {"Fn::Sub": "${CaptureBucket.Arn}/monitor/*"}
     # AND the API function has no S3 permission at all (capture goes through its logs)
     assert "Policies" not in resources["ApiFunction"]["Properties"]
-    assert resources["ApiFunction"]["Properties"]["Events"]["Feedback"]["Properties"]["Path"] == "/feedback"
 
 
 def alarm_metric_names(alarm: dict[str, Any]) -> set[str]:

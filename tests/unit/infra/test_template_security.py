@@ -125,7 +125,8 @@ def test_each_auth_mode_secures_every_route(mode: str, security: Any, scheme: st
     body = api["DefinitionBody"]
     # THEN every route the functions declare carries that mode's security requirement
     for function, method, path, _ in http_routes():
-        operation = body["paths"].get(path, {}).get(method.lower())
+        key = "x-amazon-apigateway-any-method" if method == "ANY" else method.lower()
+        operation = body["paths"].get(path, {}).get(key)
         assert operation is not None, (
             f"{method} {path} ({function}) is not in HttpApi DefinitionBody: it would be open"
         )
@@ -273,14 +274,14 @@ template = {
         "Fn": {"Type": "AWS::Serverless::Function", "Properties": {
             "Runtime": "python3.13", "Handler": "app.h", "CodeUri": "s3://b/k",
             "Events": {"P": {"Type": "HttpApi", "Properties": {
-                "ApiId": {"Ref": "Api"}, "Method": "POST", "Path": "/predict"}}}}},
+                "ApiId": {"Ref": "Api"}, "Method": "ANY", "Path": "/{proxy+}"}}}}},
     },
 }
 class NoPolicies:
     def load(self): return {}
 out = transform(template, {}, NoPolicies())
 body = out["Resources"]["Api"]["Properties"]["Body"]
-print(json.dumps({"security": body["paths"]["/predict"]["post"]["security"],
+print(json.dumps({"security": body["paths"]["/{proxy+}"]["x-amazon-apigateway-any-method"]["security"],
                   "schemes": body["components"]["securitySchemes"]}))
 """
 
@@ -321,5 +322,5 @@ def test_our_conditional_security_is_what_sam_generates_for_its_own_auth(
     # WHEN our template is resolved for the same mode
     body = deployed_api(mode, JwtIssuer="https://issuer.example", JwtAudience="client-1")["DefinitionBody"]
     # THEN the route security and the security schemes are the same as SAM's
-    assert body["paths"]["/predict"]["post"]["security"] == native["security"]
+    assert body["paths"]["/{proxy+}"]["x-amazon-apigateway-any-method"]["security"] == native["security"]
     assert body["components"]["securitySchemes"] == native["schemes"]

@@ -16,7 +16,7 @@ PORT ?= 3000
 # sam's python builds look for python3.13 on PATH; the dev venv provides it.
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(MODEL)
 
-.PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi
+.PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi import
 .PHONY: load-batch
 .PHONY: deploy status rollback changelog bench-monitoring bench-batch bench bench-compare
 
@@ -86,6 +86,11 @@ test: lint typecheck validate scan build  ## everything CI runs: lint, types, te
 # Not part of `make test`: timings on a shared machine are for reading, never for asserting.
 bench: build  ## benchmark vs same-run baselines under the emulator -> bench/out/report.md (BENCH_QUICK=1: smoke run)
 	PYTHONPATH=layers/core:cli:. $(PY) -m bench
+
+# Your own model: README "Bring your own model", docs/import.md. NAME defaults to the file's name.
+import: setup  ## your ONNX export -> models/<name>: SOURCE=model.onnx|mlflow-dir DATA=ref.csv [TARGET=] [NAME=] [ARGS=]
+	PYTHONPATH=. $(VENV)/bin/onnxlambda import "$(SOURCE)" --data "$(DATA)" \
+		$(if $(TARGET),--target "$(TARGET)") $(if $(NAME),--name "$(NAME)") $(ARGS)
 
 model: setup  ## retrain the example models (byte-identical artifacts)
 	$(PY) models/penguins/train.py

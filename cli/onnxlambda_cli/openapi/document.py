@@ -358,14 +358,16 @@ def _examples(manifest: Manifest, golden: GoldenSet, metadata: dict[str, Any]) -
         "model": {**model_ref, "function_version": "1"},
         "predictions": [{**c.expected, "inference_id": f"<request id>-{i}"} for i, c in enumerate(cases)],
     }
+    # One tensor per model input, row-major: a packed [N, F] input carries its features in order.
+    datatypes = {t["name"]: t["datatype"] for t in metadata["inputs"]}
     inputs = [
         {
-            "name": f["name"],
-            "datatype": f["datatype"],
-            "shape": [len(cases), 1],
-            "data": [c.instance.get(f["name"]) for c in cases],
+            "name": i.name,
+            "datatype": datatypes[i.name],
+            "shape": [len(cases), len(i.features)] if i.rank == 2 else [len(cases)],
+            "data": [c.instance.get(f) for c in cases for f in i.features],
         }
-        for f in metadata["inputs"]
+        for i in manifest.inputs
     ]
     out = manifest.output
     outputs: list[dict[str, Any]] = []

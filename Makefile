@@ -92,9 +92,14 @@ import: setup  ## your ONNX export -> models/<name>: SOURCE=model.onnx|mlflow-di
 	PYTHONPATH=. $(VENV)/bin/onnxlambda import "$(SOURCE)" --data "$(DATA)" \
 		$(if $(TARGET),--target "$(TARGET)") $(if $(NAME),--name "$(NAME)") $(ARGS)
 
-model: setup  ## retrain the example models (byte-identical artifacts)
+WINE_RELEASED_AT := 2026-12-01T00:00:00Z
+model: setup  ## retrain the example models (byte-identical artifacts); models/wine is the README's import
 	$(PY) models/penguins/train.py
 	$(PY) models/diabetes/train.py
+	$(PY) examples/wine/export.py
+	$(MAKE) --no-print-directory import SOURCE=examples/wine/model.onnx DATA=examples/wine/reference.csv TARGET=target \
+		ARGS="--test examples/wine/test.csv --class-names class_0 class_1 class_2 --created-at $(WINE_RELEASED_AT) \
+		--why 'The README quick start: a user-style export (packed input, ZipMap) served as is.'"
 
 # -- releases (README "Releasing and rolling back") ---------------------------------------------
 ENV ?= dev

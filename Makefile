@@ -75,7 +75,7 @@ lint: setup  ## ruff (lint + format check)
 	$(PY) -m ruff format --check .
 
 typecheck: setup  ## mypy --strict
-	$(PY) -m mypy layers/core/onnxlambda layers/core/lazy_init.py cli/onnxlambda_cli functions devtools models tests bench
+	$(PY) -m mypy layers/core/onnxlambda layers/core/lazy_init.py cli/onnxlambda_cli functions devtools models tests bench examples
 
 unit: setup  ## unit tests only (no build)
 	$(PY) -m pytest tests -m "not integration"

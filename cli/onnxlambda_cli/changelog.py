@@ -134,7 +134,9 @@ def entry(new: Manifest, old: Manifest | None = None, why: str | None = None) ->
         else [f"{m['name']} {m['value']:g}" for m in new["metrics"]]
     )
     if new["metrics"]:
-        lines.append(f"- Metrics (held-out test set, primary `{new['primary_metric']}`): " + "; ".join(metrics))
+        lines.append(
+            f"- Metrics (held-out test set, primary `{new['primary_metric']}`): " + "; ".join(metrics)
+        )
     else:
         lines.append("- Metrics: none (no held-out test set was given)")
     if old is not None:
@@ -146,7 +148,9 @@ def entry(new: Manifest, old: Manifest | None = None, why: str | None = None) ->
             f"sha256 `{_short(lineage['train_script_sha256'])}`)"
         )
     elif lineage.get("source_file"):
-        lines.append(f"- Imported from `{lineage['source_file']}` by `onnxlambda import` (served byte for byte)")
+        lines.append(
+            f"- Imported from `{lineage['source_file']}` by `onnxlambda import` (served byte for byte)"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -158,7 +162,8 @@ def new_changelog(manifest: Manifest, why: str | None) -> str:
         "Newest first. One section per released model version, written with\n"
         f'`make changelog MODEL={name} OLD=git:<previous release commit> WHY="..."` (onnxlambda changelog)\n'
         "from the old and new manifest.json, then edited where the reason needs more than a sentence.\n"
-        "A test keeps the current manifest's version and sha256 in this file.\n\n" + entry(manifest, None, why)
+        "A test keeps the current manifest's version and sha256 in this file.\n\n"
+        + entry(manifest, None, why)
     )
 
 

@@ -37,6 +37,7 @@ from onnxlambda.contract.manifest import (
     GoldenSpec,
     Lineage,
     Manifest,
+    ManifestError,
     Metric,
     ModelInput,
     NumericBaseline,
@@ -126,6 +127,13 @@ class _Source:
 
 
 def import_model(options: ImportOptions) -> ImportResult:
+    try:
+        return _import(options)
+    except ManifestError as exc:  # e.g. a column name with a control character in it
+        raise ImportInputError(f"the derived contract is not a valid manifest: {exc}") from None
+
+
+def _import(options: ImportOptions) -> ImportResult:
     source = _resolve_source(options.source)
     model_bytes = source.path.read_bytes()
     graph = read_graph(model_bytes, source.label)

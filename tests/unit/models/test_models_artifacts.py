@@ -87,7 +87,9 @@ def test_onnx_inputs_are_the_manifest_inputs(model_dir: Path) -> None:
     sess = ort.InferenceSession(str(model_dir / manifest.model_file), providers=["CPUExecutionProvider"])
     # THEN its inputs are the manifest's inputs: named, typed, ranked and as wide as the features
     # they carry (a dynamic width is whatever the manifest places)
-    graph = {i.name: (i.type, len(i.shape), i.shape[1] if len(i.shape) == 2 else 1) for i in sess.get_inputs()}
+    graph = {
+        i.name: (i.type, len(i.shape), i.shape[1] if len(i.shape) == 2 else 1) for i in sess.get_inputs()
+    }
     expected = {i.name: (ONNX_TYPES[i.dtype], i.rank, len(i.features)) for i in manifest.inputs}
     assert graph.keys() == expected.keys()
     for name, (kind, rank, width) in graph.items():

@@ -31,7 +31,7 @@ from onnxlambda.contract.manifest import (
     RegressionOutput,
 )
 
-CONTRACT_VERSION: Final = "1.1.0"
+CONTRACT_VERSION: Final = "1.1.1"
 _REF = "#/components/schemas/"
 JSON_MEDIA: Final = "application/json"
 
@@ -308,12 +308,13 @@ def _v2_schemas(manifest: Manifest, datatypes: list[str], output_names: list[str
     return {
         "V2InferInput": {
             "type": "object",
-            "description": "One feature as a tensor of shape [N, 1] (or [N]); datatype as in the model "
-            "metadata (FP32, BYTES, ...). JSON null in data means missing for nullable features. "
-            "Binary tensor data: parameters.binary_data_size plus the "
+            "description": "One of the model's input tensors, named, shaped and typed as in the model "
+            "metadata: [N, F] for an input carrying F features (row-major, in the manifest's order), "
+            "[N, 1] or [N] for one feature; datatype FP32, BYTES, ... JSON null in data means missing "
+            "for nullable features. Binary tensor data: parameters.binary_data_size plus the "
             "Inference-Header-Content-Length header.",
             "properties": {
-                "name": {"type": "string", "enum": manifest.feature_names},
+                "name": {"type": "string", "enum": [i.name for i in manifest.inputs]},
                 "shape": {
                     "type": "array",
                     "items": {"type": "integer", "minimum": 0},

@@ -133,7 +133,7 @@ def test_the_instance_schema_is_the_manifests_contract() -> None:
     assert (bill["type"], bill["minimum"], bill["maximum"]) == (["number", "null"], 19.0, 73.0)
 
 
-@pytest.mark.parametrize("model", ["penguins", "diabetes"])
+@pytest.mark.parametrize("model", [d.name for d in model_dirs()])
 def test_schema_and_validator_agree_on_golden_rows_and_on_broken_ones(model: str) -> None:
     # GIVEN a model's document and its Validator
     doc = document(model)
@@ -164,7 +164,7 @@ def test_schema_and_validator_agree_on_golden_rows_and_on_broken_ones(model: str
         check.validate([extra])
 
 
-@pytest.mark.parametrize("model", ["penguins", "diabetes"])
+@pytest.mark.parametrize("model", [d.name for d in model_dirs()])
 def test_examples_from_the_golden_set_match_their_schemas(model: str) -> None:
     doc = document(model)
     for path, operations in doc["paths"].items():

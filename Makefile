@@ -22,7 +22,7 @@ CACHE_DIR ?= .aws-sam/cache
 # sam's python builds look for python3.13 on PATH; the dev venv provides it.
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)"
 
-.PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi
+.PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi import
 .PHONY: load-batch
 .PHONY: deploy status rollback changelog bench-monitoring bench-batch bench bench-compare
 
@@ -85,7 +85,7 @@ lint: setup  ## ruff (lint + format check)
 	$(PY) -m ruff format --check .
 
 typecheck: setup  ## mypy --strict
-	$(PY) -m mypy layers/core/onnxlambda layers/core/lazy_init.py cli/onnxlambda_cli functions devtools models tests bench
+	$(PY) -m mypy layers/core/onnxlambda layers/core/lazy_init.py cli/onnxlambda_cli functions devtools models tests bench examples
 
 unit: setup  ## unit tests only (no build)
 	$(PY) -m pytest tests -m "not integration"
@@ -97,9 +97,19 @@ test: lint typecheck validate scan build  ## everything CI runs: lint, types, te
 bench: build  ## benchmark vs same-run baselines under the emulator -> bench/out/report.md (BENCH_QUICK=1: smoke run)
 	PYTHONPATH=layers/core:cli:. $(PY) -m bench
 
-model: setup  ## retrain the example models (byte-identical artifacts)
+# Your own model: README "Bring your own model", docs/import.md. NAME defaults to the file's name.
+import: setup  ## your ONNX export -> models/<name>: SOURCE=model.onnx|mlflow-dir DATA=ref.csv [TARGET=] [NAME=] [ARGS=]
+	PYTHONPATH=. $(VENV)/bin/onnxlambda import "$(SOURCE)" --data "$(DATA)" \
+		$(if $(TARGET),--target "$(TARGET)") $(if $(NAME),--name "$(NAME)") $(ARGS)
+
+WINE_RELEASED_AT := 2026-12-01T00:00:00Z
+model: setup  ## retrain the example models (byte-identical artifacts); models/wine is the README's import
 	$(PY) models/penguins/train.py
 	$(PY) models/diabetes/train.py
+	$(PY) examples/wine/export.py
+	$(MAKE) --no-print-directory import SOURCE=examples/wine/model.onnx DATA=examples/wine/reference.csv TARGET=target \
+		ARGS="--test examples/wine/test.csv --class-names class_0 class_1 class_2 --created-at $(WINE_RELEASED_AT) \
+		--why 'The README quick start: a user-style export (packed input, ZipMap) served as is.'"
 
 # -- releases (docs/releasing.md) ---------------------------------------------------------------
 deploy: build  ## build for ENV=dev|prod, check it may go out now (preflight), sam deploy it

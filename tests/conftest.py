@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.exports import SERVED, Export
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -58,3 +61,36 @@ def load_event(name: str) -> dict[str, Any]:
 
 def golden_rows(model_dir: Path) -> list[dict[str, Any]]:
     return [c["instance"] for c in json.loads((model_dir / "golden.json").read_text())["cases"]]
+
+
+@pytest.fixture(scope="session")
+def real_export(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Export]:
+    """A real export by case name (tests.exports), built once per session when first asked for."""
+    built: dict[str, Export] = {}
+
+    def get(case: str) -> Export:
+        if case not in built:
+            built[case] = SERVED[case](tmp_path_factory.mktemp(case))
+        return built[case]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def imported(
+    real_export: Callable[[str], Export], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """The model directory `onnxlambda import` makes of a real export (the command, run once)."""
+    from onnxlambda_cli.importer import command
+
+    made: dict[str, Path] = {}
+
+    def get(case: str) -> Path:
+        if case not in made:
+            export = real_export(case)
+            out = tmp_path_factory.mktemp(f"{case}-imported") / export.name
+            assert command.main(export.import_args(out)) == 0
+            made[case] = out
+        return made[case]
+
+    return get

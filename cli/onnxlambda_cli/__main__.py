@@ -7,6 +7,10 @@ import sys
 from collections.abc import Sequence
 
 COMMANDS: dict[str, tuple[str, str]] = {
+    "import": (
+        "onnxlambda_cli.importer.command",
+        "your ONNX export (or MLflow dir) + reference data -> models/<name>",
+    ),
     "openapi": ("onnxlambda_cli.openapi.command", "build (or --check) each model's OpenAPI document"),
     "release": ("onnxlambda_cli.release", "status | rollback | stamp | preflight of a release"),
     "changelog": ("onnxlambda_cli.changelog", "a CHANGELOG entry from two manifests"),

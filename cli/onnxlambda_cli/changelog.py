@@ -103,7 +103,8 @@ def entry(new: Manifest, old: Manifest | None = None, why: str | None = None) ->
     lines = [f"## {new['version']} - {lineage['created_at'][:10]}", ""]
     lines.append(f"- **Why:** {why or 'NOT GIVEN - say why this version exists before releasing it.'}")
     if old is None:
-        lines.append(f"- First release of `{new['name']}`: {new.get('description', '')}".rstrip())
+        description = new.get("description", "")
+        lines.append(f"- First release of `{new['name']}`" + (f": {description}" if description else "."))
     else:
         lines.append(f"- Replaces {old['version']} (model.onnx `{_short(old['sha256'])}`).")
     lines.append(f"- model.onnx sha256 `{new['sha256']}`")
@@ -132,15 +133,38 @@ def entry(new: Manifest, old: Manifest | None = None, why: str | None = None) ->
         if old
         else [f"{m['name']} {m['value']:g}" for m in new["metrics"]]
     )
-    lines.append(f"- Metrics (held-out test set, primary `{new['primary_metric']}`): " + "; ".join(metrics))
+    if new["metrics"]:
+        lines.append(
+            f"- Metrics (held-out test set, primary `{new['primary_metric']}`): " + "; ".join(metrics)
+        )
+    else:
+        lines.append("- Metrics: none (no held-out test set was given)")
     if old is not None:
         libs = library_changes(old, new)
         lines.append("- Libraries: " + ("; ".join(libs) if libs else "unchanged"))
-    lines.append(
-        f"- Trained by `{lineage['train_script']}` (git blob `{_short(lineage['code_revision'])}`, "
-        f"sha256 `{_short(lineage['train_script_sha256'])}`)"
-    )
+    if lineage.get("train_script"):
+        lines.append(
+            f"- Trained by `{lineage['train_script']}` (git blob `{_short(lineage['code_revision'])}`, "
+            f"sha256 `{_short(lineage['train_script_sha256'])}`)"
+        )
+    elif lineage.get("source_file"):
+        lines.append(
+            f"- Imported from `{lineage['source_file']}` by `onnxlambda import` (served byte for byte)"
+        )
     return "\n".join(lines) + "\n"
+
+
+def new_changelog(manifest: Manifest, why: str | None) -> str:
+    """A model's CHANGELOG.md with its first entry (`onnxlambda import` writes it for a new model)."""
+    name = manifest["name"]
+    return (
+        f"# {name} model changelog\n\n"
+        "Newest first. One section per released model version, written with\n"
+        f'`make changelog MODEL={name} OLD=git:<previous release commit> WHY="..."` (onnxlambda changelog)\n'
+        "from the old and new manifest.json, then edited where the reason needs more than a sentence.\n"
+        "A test keeps the current manifest's version and sha256 in this file.\n\n"
+        + entry(manifest, None, why)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

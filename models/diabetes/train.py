@@ -5,9 +5,9 @@ Run from the repository root:
     .venv/bin/python models/diabetes/train.py [--out DIR]
 
 Uses `sklearn.datasets.load_diabetes(scaled=False)` (bundled with scikit-learn, nothing is
-downloaded) and writes model.onnx, manifest.json, golden.json and MODEL_CARD.md into DIR
-(default: this directory). Re-running with the pinned requirements-dev.txt reproduces the files
-byte for byte.
+downloaded) and writes model.onnx, manifest.json, golden.json, MODEL_CARD.md and openapi.json into DIR
+(default: this directory) through `onnxlambda import`, the path a user's own export takes.
+Re-running with the pinned requirements-dev.txt reproduces the files byte for byte.
 """
 
 from __future__ import annotations
@@ -32,13 +32,11 @@ from models._common import (
     Instance,
     ModelSpec,
     TrainedModel,
-    fingerprint,
-    numeric_feature,
+    allowed_range,
     pick_rows,
     run,
     sklearn_frame,
 )
-from onnxlambda.contract.manifest import RegressionOutput
 
 # Release time of this model version. Fixed (not "now") so re-training is byte-identical;
 # bump it together with VERSION.
@@ -111,17 +109,10 @@ def train(spec: ModelSpec) -> TrainedModel:
     train_rows = [rows[i] for i in sorted(train_idx)]
     test_rows = [rows[i] for i in sorted(test_idx)]
 
-    features = [
-        numeric_feature(
-            n,
-            np.array([r[n] for r in train_rows], dtype=np.float64),
-            description=description,
-            # sex is a 1/2 code: allow exactly the coded values' range.
-            widen=0.0 if n == "sex" else 0.5,
-        )
-        for n, description in FEATURES.items()
-    ]
     names = list(FEATURES)
+    # sex is a 1/2 code: allow exactly the coded values' range; the others get the derived one.
+    overrides = {"sex": (1.0, 2.0)}
+    ranges = {n: overrides.get(n) or allowed_range([_float(r[n]) for r in train_rows]) for n in names}
     pipeline = Pipeline(
         [
             # Gathers the per-feature ONNX inputs into one matrix, in FEATURES order.
@@ -138,23 +129,30 @@ def train(spec: ModelSpec) -> TrainedModel:
             ),
         ]
     )
+    strings: frozenset[str] = frozenset()
     pipeline.fit(
-        sklearn_frame(train_rows, features), np.array([r[TARGET] for r in train_rows], dtype=np.float64)
+        sklearn_frame(train_rows, names, strings),
+        np.array([r[TARGET] for r in train_rows], dtype=np.float64),
     )
 
-    minima: Instance = {f.name: f.minimum for f in features}
-    maxima: Instance = {f.name: f.maximum for f in features}
+    minima: Instance = {n: low for n, (low, _) in ranges.items()}
+    maxima: Instance = {n: high for n, (_, high) in ranges.items()}
     return TrainedModel(
         pipeline=pipeline,
-        features=features,
-        output=RegressionOutput(value_tensor="variable", name="disease_progression"),
-        fingerprint_sha256=fingerprint([*names, TARGET], rows),
-        rows=len(rows),
-        train_rows=[{n: r[n] for n in names} for r in train_rows],
-        test_rows=[{n: r[n] for n in names} for r in test_rows],
-        test_targets=np.array([r[TARGET] for r in test_rows], dtype=np.float64),
+        features=dict(FEATURES),
+        strings=strings,
+        target=TARGET,
+        classifier=False,
+        train_rows=train_rows,
+        test_rows=test_rows,
         golden_rows=golden_rows(test_rows, minima, maxima),
+        ranges=overrides,
+        output_name="disease_progression",
     )
+
+
+def _float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

@@ -5,8 +5,9 @@ Run from the repository root:
     .venv/bin/python models/penguins/train.py [--out DIR]
 
 Reads the CSV bundled in the `palmerpenguins` package (nothing is downloaded) and writes
-model.onnx, manifest.json, golden.json and MODEL_CARD.md into DIR (default: this directory).
-Re-running with the pinned requirements-dev.txt reproduces the files byte for byte.
+model.onnx, manifest.json, golden.json, MODEL_CARD.md and openapi.json into DIR (default: this
+directory) through `onnxlambda import`, the path a user's own export takes. Re-running with the
+pinned requirements-dev.txt reproduces the files byte for byte.
 """
 
 from __future__ import annotations
@@ -35,14 +36,11 @@ from models._common import (
     Instance,
     ModelSpec,
     TrainedModel,
-    categorical_feature,
-    fingerprint,
-    numeric_feature,
+    allowed_range,
     pick_rows,
     run,
     sklearn_frame,
 )
-from onnxlambda.contract.manifest import ClassificationOutput
 
 # Release time of this model version. Fixed (not "now") so re-training is byte-identical;
 # bump it together with VERSION.
@@ -63,8 +61,8 @@ NUMERIC_FEATURES = {
     "flipper_length_mm": "Flipper length in millimetres.",
     "body_mass_g": "Body mass in grams.",
 }
-# island is always recorded; sex and the measurements are missing for a few birds.
-NULLABLE = {"sex", *NUMERIC_FEATURES}
+# island is always recorded; sex and the measurements are missing for a few birds (so the import
+# finds them nullable in the data, and checks that the pipeline's imputers answer a null).
 FEATURE_ORDER = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex"]
 
 PP_VERSION = version("palmerpenguins")
@@ -140,19 +138,6 @@ def train(spec: ModelSpec) -> TrainedModel:
     train_rows = [rows[i] for i in sorted(train_idx)]
     test_rows = [rows[i] for i in sorted(test_idx)]
 
-    features = [
-        categorical_feature(
-            n, [_str(r[n]) for r in train_rows], description=STRING_FEATURES[n], nullable=n in NULLABLE
-        )
-        if n in STRING_FEATURES
-        else numeric_feature(
-            n,
-            np.array([np.nan if r[n] is None else r[n] for r in train_rows], dtype=np.float64),
-            description=NUMERIC_FEATURES[n],
-            nullable=n in NULLABLE,
-        )
-        for n in FEATURE_ORDER
-    ]
     numeric = [n for n in FEATURE_ORDER if n in NUMERIC_FEATURES]
     strings = [n for n in FEATURE_ORDER if n in STRING_FEATURES]
     preprocess = ColumnTransformer(
@@ -170,27 +155,25 @@ def train(spec: ModelSpec) -> TrainedModel:
     )
     clf = LogisticRegression(max_iter=1000, random_state=spec.seed)
     pipeline = Pipeline([("preprocess", preprocess), ("classifier", clf)])
-    pipeline.fit(sklearn_frame(train_rows, features), [str(r[TARGET]) for r in train_rows])
+    text = frozenset(STRING_FEATURES)
+    pipeline.fit(sklearn_frame(train_rows, FEATURE_ORDER, text), [str(r[TARGET]) for r in train_rows])
 
-    maxima = {f.name: f.maximum for f in features if f.maximum is not None}
+    maxima = {n: allowed_range([_float(r[n]) for r in train_rows])[1] for n in numeric}
     return TrainedModel(
         pipeline=pipeline,
-        features=features,
-        output=ClassificationOutput(
-            label_tensor="label", probability_tensor="probabilities", labels=[str(c) for c in clf.classes_]
-        ),
-        fingerprint_sha256=fingerprint([*FEATURE_ORDER, TARGET], rows),
-        rows=len(rows),
-        train_rows=[{n: r[n] for n in FEATURE_ORDER} for r in train_rows],
-        test_rows=[{n: r[n] for n in FEATURE_ORDER} for r in test_rows],
-        test_targets=[str(r[TARGET]) for r in test_rows],
+        features={n: {**STRING_FEATURES, **NUMERIC_FEATURES}[n] for n in FEATURE_ORDER},
+        strings=text,
+        target=TARGET,
+        classifier=True,
+        train_rows=train_rows,
+        test_rows=test_rows,
         golden_rows=golden_rows(test_rows, maxima),
         onnx_options={id(clf): {"zipmap": False}},
     )
 
 
-def _str(value: object) -> str | None:
-    return None if value is None else str(value)
+def _float(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

@@ -370,13 +370,21 @@ def _examples(manifest: Manifest, golden: GoldenSet, metadata: dict[str, Any]) -
         "model": {**model_ref, "function_version": "1"},
         "predictions": [{**c.expected, "inference_id": f"<request id>-{i}"} for i, c in enumerate(cases)],
     }
-    columns = {i.name: i.features for i in manifest.inputs}
+    # One tensor per model input, by row: a packed [N, F] input carries its features in order.
+    by_name = {i.name: i for i in manifest.inputs}
     inputs = [
         {
             "name": spec["name"],
             "datatype": spec["datatype"],
-            "shape": [len(cases), len(columns[spec["name"]])],
-            "data": [[c.instance.get(f) for f in columns[spec["name"]]] for c in cases],
+            "shape": [len(cases), len(by_name[spec["name"]].features)]
+            if by_name[spec["name"]].rank == 2
+            else [len(cases)],
+            "data": [
+                [c.instance.get(f) for f in by_name[spec["name"]].features]
+                if by_name[spec["name"]].rank == 2
+                else c.instance.get(by_name[spec["name"]].features[0])
+                for c in cases
+            ],
         }
         for spec in metadata["inputs"]
     ]

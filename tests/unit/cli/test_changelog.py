@@ -79,3 +79,18 @@ def test_every_shipped_model_version_is_in_its_changelog(name: str) -> None:
     assert current["sha256"] in body
     assert "**Why:**" in body
     assert "NOT GIVEN" not in body
+
+
+def test_an_imported_model_without_a_test_set_gets_an_entry_that_says_so() -> None:
+    # GIVEN an imported model's manifest (lineage kind "imported", no training script) without metrics
+    imported = manifest("wine")
+    assert imported["lineage"]["kind"] == "imported"
+    imported["metrics"], imported["primary_metric"] = [], None
+    # WHEN its first entry is written
+    text = changelog.new_changelog(imported, why="first import")
+    # THEN it names the imported file instead of a training script, and the missing metrics
+    assert text.startswith("# wine model changelog\n")
+    assert "- Imported from `model.onnx` by `onnxlambda import` (served byte for byte)" in text
+    assert "Trained by" not in text
+    assert "- Metrics: none (no held-out test set was given)" in text
+    assert "**Why:** first import" in text

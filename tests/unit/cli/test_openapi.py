@@ -171,7 +171,7 @@ def test_the_instance_schema_is_the_manifests_contract() -> None:
     assert (bill["type"], bill["minimum"], bill["maximum"]) == (["number", "null"], 19.0, 73.0)
 
 
-@pytest.mark.parametrize("model", ["penguins", "diabetes"])
+@pytest.mark.parametrize("model", [d.name for d in model_dirs()])
 def test_schema_and_validator_agree_on_golden_rows_and_on_broken_ones(model: str) -> None:
     # GIVEN a model's document and its Validator
     doc = document(model)
@@ -202,7 +202,7 @@ def test_schema_and_validator_agree_on_golden_rows_and_on_broken_ones(model: str
         check.validate([extra])
 
 
-@pytest.mark.parametrize("model", ["penguins", "diabetes"])
+@pytest.mark.parametrize("model", [d.name for d in model_dirs()])
 def test_examples_from_the_golden_set_match_their_schemas(model: str) -> None:
     doc = document(model)
     for path, operations in doc["paths"].items():
@@ -233,3 +233,52 @@ def test_the_document_is_served_verbatim_and_never_built_at_runtime(
     response = app.lambda_handler(event, lambda_context)
     assert response["statusCode"] == 503
     assert validator(document(), "Error").is_valid(json.loads(response["body"]))
+
+
+def _example(doc: dict[str, Any], schema: str) -> Any:
+    """The example the document gives for a component (request bodies and 200 responses)."""
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            media = [operation.get("requestBody", {}).get("content", {}).get("application/json")]
+            media += [r["content"]["application/json"] for r in operation["responses"].values()]
+            for m in media:
+                if m and "example" in m and m["schema"]["$ref"].endswith(f"/{schema}"):
+                    return m["example"]
+    raise AssertionError(f"no example for {schema}")
+
+
+@pytest.mark.parametrize("model_dir", model_dirs(), ids=lambda p: p.name)
+def test_the_documented_examples_are_what_the_model_answers(model_dir: Path) -> None:
+    # GIVEN a model's document and the model served in process
+    from onnxlambda.codecs.v2 import V2Model
+    from onnxlambda.serving.runtime import ModelRuntime
+    from onnxlambda.serving.service import Service
+
+    doc = json.loads((model_dir / OPENAPI_FILE).read_text())
+    service = Service(ModelRuntime.load(model_dir), Settings.from_env())
+    # WHEN the documented /predict and V2 requests are sent, as a client copying them would
+    predicted = service.predict(_example(doc, "PredictRequest"))
+    v2 = V2Model(service).infer(json.dumps(_example(doc, "V2InferRequest")).encode(), None)
+    # THEN the answers are the documented responses (a packed [N, F] input included: its example
+    # carries N x F values, not one per row)
+    tolerance = load_manifest(model_dir).golden
+    documented = _example(doc, "PredictResponse")["predictions"]
+    assert len(predicted["predictions"]) == len(documented)
+    for got_row, want_row in zip(predicted["predictions"], documented, strict=True):
+        for key, want_value in want_row.items():
+            if key == "inference_id":
+                continue
+            if isinstance(want_value, dict):  # probabilities, rounded to 6 decimals on both sides
+                assert got_row[key] == pytest.approx(want_value, abs=tolerance.probability_tolerance)
+            elif isinstance(want_value, float):  # a regression value, rounded in the golden set
+                assert got_row[key] == pytest.approx(want_value, abs=tolerance.value_tolerance)
+            else:
+                assert got_row[key] == want_value
+    expected = {o["name"]: o for o in _example(doc, "V2InferResponse")["outputs"]}
+    for output in v2["outputs"]:
+        assert output["shape"] == expected[output["name"]]["shape"]
+        got, want = output["data"], expected[output["name"]]["data"]
+        if output["datatype"] == "BYTES":
+            assert got == want
+        else:
+            assert got == pytest.approx(want, abs=tolerance.value_tolerance)

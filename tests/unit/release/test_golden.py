@@ -13,6 +13,7 @@ from onnxlambda.contract.manifest import GoldenSet, Manifest, load_golden, load_
 from onnxlambda.release.golden import check_golden_set, check_model_ref, compare_predictions, golden_request
 from onnxlambda.serving.service import Service
 from onnxlambda.settings import Settings
+from tests.conftest import MODELS
 
 
 def load(model_dir: Path) -> tuple[Manifest, GoldenSet]:
@@ -29,10 +30,10 @@ def served_body(model_dir: Path) -> dict[str, Any]:
     return Service.from_settings(settings).predict(golden_request(golden), "golden")
 
 
-@pytest.mark.parametrize("model", ["penguins", "diabetes"])
-def test_the_shipped_model_reproduces_its_golden_set(model: str, penguins_dir: Path) -> None:
+@pytest.mark.parametrize("model", sorted(p.parent.name for p in MODELS.glob("*/manifest.json")))
+def test_the_shipped_model_reproduces_its_golden_set(model: str) -> None:
     # GIVEN a shipped model and its golden set
-    model_dir = penguins_dir.parent / model
+    model_dir = MODELS / model
     manifest, golden = load(model_dir)
     # WHEN the real model answers the golden request THEN nothing differs
     assert check_golden_set(manifest, golden) == []

@@ -1,0 +1,20 @@
+"""`onnxlambda import`: a user's ONNX export (or MLflow onnx-flavor directory) plus reference data
+becomes a model directory the server loads, with model.onnx byte for byte the user's file.
+
+    graph.py     the file: signature, class labels, what cannot be served (onnx + onnxruntime)
+    data.py      the reference CSV, typed by the tensor each column feeds; the data fingerprint
+    layout.py    which column feeds which graph input (one per column, packed [N, F], or mixed)
+    contract.py  features, ranges, categories, classes, golden rows
+    metrics.py   held-out metrics in numpy
+    mlflow.py    an MLflow model directory (MLmodel + signature), read as files
+    card.py      MODEL_CARD.md
+    writer.py    the directory, and its OpenAPI document
+    api.py       `import_model(ImportOptions)`: the steps in order (what the command and the
+                 example models' training scripts call)
+    command.py   the command line
+"""
+
+from onnxlambda_cli.importer.api import ImportOptions, ImportResult, default_name, import_model
+from onnxlambda_cli.importer.errors import ImportInputError
+
+__all__ = ["ImportInputError", "ImportOptions", "ImportResult", "default_name", "import_model"]

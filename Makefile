@@ -61,6 +61,8 @@ build: setup  ## sam build + release stamp (MODEL=penguins|diabetes, ENV=dev|pro
 	# files only, so a MODEL variable alone would ship the previously built model (docs/releasing.md).
 	echo "$(MODEL)" > models/.selected
 	$(SAM_ENV) $(SAM) build --cached --template-file $(TEMPLATE) --build-dir $(BUILD_DIR) --cache-dir $(CACHE_DIR)
+	# Ready means able to predict: the built layer answers its own golden set (cli/onnxlambda_cli/check.py).
+	$(VENV)/bin/onnxlambda check $(BUILD_DIR)/ModelLayer/model
 	$(VENV)/bin/onnxlambda release stamp --config-env $(ENV) --model $(MODEL) --build-dir $(BUILD_DIR)
 
 serve: build  ## serve the built function over HTTP on 127.0.0.1:$(PORT) under the Lambda emulator

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from onnxlambda.batch.files import CONTENT_TYPES, FileError, Format, byte_chunks, detect_format, text_lines
-from onnxlambda.batch.readers import Chunk, CsvReader, RejectedRow, reader_for
+from onnxlambda.batch.readers import TEXT_CELL_CHARS, Chunk, CsvReader, LineCounts, RejectedRow, reader_for
 from onnxlambda.batch.writer import MIN_PART_BYTES, MultipartWriter, S3Client
 from onnxlambda.contract.manifest import ClassificationOutput, Manifest
 from onnxlambda.contract.redaction import REDACTED, Redactor
@@ -74,6 +74,9 @@ class BatchConfig:
     # Refuse larger objects up front (0: no limit): set it from the measured throughput so a
     # file that cannot finish in one invocation fails in a second, not after 15 minutes.
     max_bytes: int = 0
+    # The longest CSV cell that may hold a line break (id, pass-through text): beyond it, a record
+    # spanning lines is an unbalanced quote (onnxlambda.batch.readers).
+    max_text_cell_chars: int = TEXT_CELL_CHARS
 
     def __post_init__(self) -> None:
         if not self.input_prefix or not self.output_prefix:
@@ -89,6 +92,8 @@ class BatchConfig:
             raise ValueError("chunk_rows must be positive")
         if self.part_bytes < MIN_PART_BYTES:
             raise ValueError(f"part_bytes must be at least {MIN_PART_BYTES}")
+        if self.max_text_cell_chars < 1:
+            raise ValueError("max_text_cell_chars must be positive")
 
     @classmethod
     def from_env(cls) -> BatchConfig:
@@ -103,6 +108,7 @@ class BatchConfig:
             time_margin_ms=int(env.get("BATCH_TIME_MARGIN_MS") or d.time_margin_ms),
             id_column=env.get("BATCH_ID_COLUMN", "id") or None,
             max_bytes=int(env.get("BATCH_MAX_BYTES") or 0),
+            max_text_cell_chars=int(env.get("BATCH_MAX_TEXT_CELL_CHARS") or d.max_text_cell_chars),
         )
 
 
@@ -155,6 +161,8 @@ class _Scorer:
         self.rows_read = 0
         self.rows_scored = 0
         self.rows_rejected = 0
+        self.lines_scored = 0
+        self.lines_rejected = 0
         self.rejected_by_code: dict[str, int] = {}
         baselines = self.manifest.baselines
         self.feature_drift = {
@@ -168,6 +176,7 @@ class _Scorer:
     def score(self, chunk: Chunk, scored: MultipartWriter, errors: MultipartWriter) -> None:
         self.rows_read += chunk.size + len(chunk.rejected)
         rejected = list(chunk.rejected)
+        self.lines_rejected += sum(r.span for r in rejected)
         if chunk.size:
             if chunk.columns is not None:
                 partial = self.validator.validate_columns(chunk.columns, chunk.size)
@@ -177,8 +186,10 @@ class _Scorer:
             for i, errs in partial.errors.items():
                 row = chunk.numbers[i]
                 fixed = [replace(e, row=row) for e in errs]  # chunk index -> row number in the file
-                line = chunk.lines[i] if chunk.lines else None
-                rejected.append(RejectedRow(row, fixed, chunk.raw(i), line))
+                rejected.append(RejectedRow(row, fixed, chunk.raw(i), chunk.lines[i], chunk.end_line(i)))
+            bad_lines = chunk.lines_of(partial.errors)
+            self.lines_rejected += bad_lines
+            self.lines_scored += chunk.lines_of(range(chunk.size)) - bad_lines
             if partial.rows:
                 prediction = self.runtime.run(partial.tensors)
                 self._count_drift(partial, prediction)
@@ -349,6 +360,20 @@ def _etag(raw: str | None) -> str:
     return (raw or "").strip('"')
 
 
+# S3 error codes that mean the object named in the event is gone for good: deleted (or that
+# version removed) before it could be scored. A retry would find it gone again.
+GONE = frozenset({"NoSuchKey", "NoSuchVersion"})
+
+
+def s3_error_code(exc: BaseException) -> str | None:
+    """S3's error code (SlowDown, NoSuchKey, ...) of a botocore ClientError, else None."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
 def score_object(
     s3: S3Client,
     runtime: ModelRuntime,
@@ -358,10 +383,18 @@ def score_object(
     bucket: str,
     key: str,
     version_id: str | None = None,
+    etag: str | None = None,
     remaining_ms: Callable[[], int] | None = None,
     redactor: Redactor | None = None,
 ) -> dict[str, Any]:
-    """Score one object; return the summary (also written to S3 unless the key was refused)."""
+    """Score one object; return the summary (also written to S3 unless the key was refused or
+    the object was already scored).
+
+    `etag` is the event's (it names the output when the object is gone). Statuses: "succeeded",
+    "failed" (the file or the object cannot be scored; retrying would not help), "skipped" (a
+    succeeded summary for this object's ETag and this model already exists: a retried event
+    does not redo it), "refused" (recursion guard). Anything else raises (see module docstring).
+    """
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = runtime.manifest
@@ -382,13 +415,23 @@ def score_object(
         fmt = detect_format(key)
     except FileError as exc:
         failure = exc
-    request: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if version_id:
-        request["VersionId"] = version_id
-    obj = s3.get_object(**request)  # a missing object or a denied read raises: Lambda retries
-    etag = _etag(obj.get("ETag"))
-    keys = output_keys(config, key, etag, manifest, fmt)
+    obj, gone = _open(s3, bucket, key, version_id, etag)
+    etag = _etag(obj.get("ETag")) or "unknown"
+    if gone is not None:
+        fmt, failure = None, gone
+    else:
+        done = _already_scored(s3, bucket, output_keys(config, key, etag, manifest, fmt), etag, manifest)
+        if done is not None:
+            obj["Body"].close()
+            log.info("object already scored: %s", done["output"]["summary"])
+            return {**done, "status": "skipped", "reason": f"already scored: {done['output']['summary']}"}
     size = int(obj.get("ContentLength") or 0)
+    if failure is None and config.max_bytes and size > config.max_bytes:
+        failure = FileError(
+            "too_large",
+            f"the object is {size} bytes; one invocation scores at most {config.max_bytes} "
+            "(BATCH_MAX_BYTES): split it and upload the parts",
+        )
     source = {
         "bucket": bucket,
         "key": key,
@@ -397,33 +440,9 @@ def score_object(
         "bytes": size,
         "format": fmt,
     }
-    if failure is None and config.max_bytes and size > config.max_bytes:
-        failure = FileError(
-            "too_large",
-            f"the object is {size} bytes; one invocation scores at most {config.max_bytes} "
-            "(BATCH_MAX_BYTES): split it and upload the parts",
-        )
+    keys = output_keys(config, key, etag, manifest, fmt)
     scorer = _Scorer(runtime, validator, fmt or "csv", config.id_column, redactor)
-    scored = MultipartWriter(s3, bucket, keys.scored, CONTENT_TYPES[fmt or "csv"], config.part_bytes)
-    errors = MultipartWriter(s3, bucket, keys.errors, "application/x-ndjson", config.part_bytes)
-    try:
-        if failure is None and fmt is not None:
-            _stream(obj["Body"], fmt, scorer, config, scored, errors, remaining_ms)
-    except FileError as exc:
-        failure = exc
-    except BaseException:
-        _abort(scored, errors)
-        raise
-    finally:
-        obj["Body"].close()
-    try:
-        # Errors first, scored second, summary last: see the completion contract above.
-        for writer in (errors, scored):  # complete the uploads, or discard every part
-            writer.close() if failure is None else writer.abort()
-    except BaseException:
-        _abort(scored, errors)  # a no-op for a writer already completed
-        raise
-
+    counts, failure = _score_body(s3, obj["Body"], bucket, keys, fmt, failure, scorer, config, remaining_ms)
     ok = failure is None
     summary: dict[str, Any] = {
         "status": "succeeded" if ok else "failed",
@@ -436,6 +455,13 @@ def score_object(
         },
         "model": model,
         "rows": {"read": scorer.rows_read, "scored": scorer.rows_scored, "rejected": scorer.rows_rejected},
+        "lines": {
+            "total": counts.total,
+            "header": counts.header,
+            "blank": counts.blank,
+            "scored": scorer.lines_scored,
+            "rejected": scorer.lines_rejected,
+        },
         "rejected_by_code": dict(sorted(scorer.rejected_by_code.items())),
         "started_at": started_at,
         "duration_ms": round((time.perf_counter() - started) * 1000.0, 1),
@@ -450,6 +476,85 @@ def score_object(
         ContentType="application/json",
     )
     return summary
+
+
+def _open(
+    s3: S3Client, bucket: str, key: str, version_id: str | None, etag: str | None
+) -> tuple[dict[str, Any], FileError | None]:
+    """GetObject; an object that is gone is a permanent failure (an empty stand-in with the
+    event's ETag, and the reason), anything else S3 refuses raises so that Lambda retries."""
+    request: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        request["VersionId"] = version_id
+    try:
+        return dict(s3.get_object(**request)), None
+    except Exception as exc:
+        code = s3_error_code(exc)
+        if code not in GONE:
+            raise
+        missing = {"ETag": etag, "VersionId": version_id, "ContentLength": 0, "Body": io.BytesIO()}
+        return missing, FileError("not_found", f"the object is gone ({code}): deleted before it was scored")
+
+
+def _score_body(  # noqa: PLR0917 - one call site; the pieces of one file's run
+    s3: S3Client,
+    body: Any,
+    bucket: str,
+    keys: OutputKeys,
+    fmt: Format | None,
+    failure: FileError | None,
+    scorer: _Scorer,
+    config: BatchConfig,
+    remaining_ms: Callable[[], int] | None,
+) -> tuple[LineCounts, FileError | None]:
+    """Stream the body into the scored and errors files and complete both, or discard both when
+    the file fails; return where its lines went and the failure, if any."""
+    scored = MultipartWriter(s3, bucket, keys.scored, CONTENT_TYPES[fmt or "csv"], config.part_bytes)
+    errors = MultipartWriter(s3, bucket, keys.errors, "application/x-ndjson", config.part_bytes)
+    counts = LineCounts()
+    try:
+        if failure is None and fmt is not None:
+            counts = _stream(body, fmt, scorer, config, scored, errors, remaining_ms)
+    except FileError as exc:
+        failure = exc
+    except BaseException:
+        _abort(scored, errors)
+        raise
+    finally:
+        body.close()
+    try:
+        # Errors first, scored second, summary last: see the completion contract above.
+        for writer in (errors, scored):  # complete the uploads, or discard every part
+            writer.close() if failure is None else writer.abort()
+    except BaseException:
+        _abort(scored, errors)  # a no-op for a writer already completed
+        raise
+    return counts, failure
+
+
+def _already_scored(
+    s3: S3Client, bucket: str, keys: OutputKeys, etag: str, manifest: Manifest
+) -> dict[str, Any] | None:
+    """The summary of an earlier run that scored these very bytes with this very model, if any.
+
+    Listed first (s3:ListBucket on the output prefix), so a missing summary is an empty listing
+    rather than a 403/404 to tell apart; read only when it exists."""
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=keys.summary, MaxKeys=1)
+    if not any(o.get("Key") == keys.summary for o in listing.get("Contents") or ()):
+        return None
+    body = s3.get_object(Bucket=bucket, Key=keys.summary)["Body"]
+    try:
+        previous: dict[str, Any] = json.loads(body.read())
+    except ValueError:
+        return None  # unreadable: score again, which rewrites it
+    finally:
+        body.close()
+    same = (
+        previous.get("status") == "succeeded"
+        and (previous.get("input") or {}).get("etag") == etag
+        and (previous.get("model") or {}).get("sha256") == manifest.sha256
+    )
+    return previous if same else None
 
 
 def _abort(*writers: MultipartWriter) -> None:
@@ -470,10 +575,17 @@ def _stream(  # noqa: PLR0917 - one call site; the pieces of one file's run
     scored: MultipartWriter,
     errors: MultipartWriter,
     remaining_ms: Callable[[], int] | None,
-) -> None:
-    """Read, score and write chunk by chunk; raise FileError for an unreadable file or when the
-    time budget runs out (before the next chunk, never half-way through one)."""
-    reader = reader_for(fmt, scorer.manifest, chunk_rows=config.chunk_rows, id_column=config.id_column)
+) -> LineCounts:
+    """Read, score and write chunk by chunk; return where the file's lines went. Raise FileError
+    for an unreadable file, when the time budget runs out (before the next chunk, never half-way
+    through one), or when the lines do not add up (a bug must not pass for a success)."""
+    reader = reader_for(
+        fmt,
+        scorer.manifest,
+        chunk_rows=config.chunk_rows,
+        id_column=config.id_column,
+        max_text_cell_chars=config.max_text_cell_chars,
+    )
     for chunk in reader.chunks(text_lines(byte_chunks(body))):
         left = remaining_ms() if remaining_ms is not None else None
         if left is not None and left < config.time_margin_ms:
@@ -486,6 +598,16 @@ def _stream(  # noqa: PLR0917 - one call site; the pieces of one file's run
         scorer.score(chunk, scored, errors)
     if isinstance(reader, CsvReader):
         scorer.finish_csv_header(reader.carry_columns, scored)
+    counts = reader.counts
+    accounted = counts.header + counts.blank + scorer.lines_scored + scorer.lines_rejected
+    if accounted != counts.total or scorer.rows_read != scorer.rows_scored + scorer.rows_rejected:
+        raise FileError(
+            "accounting_mismatch",
+            f"{counts.total} lines read but {accounted} accounted for ({counts.header} header, "
+            f"{counts.blank} blank, {scorer.lines_scored} scored, {scorer.lines_rejected} rejected); "
+            "nothing was written but this report: please report this file",
+        )
+    return counts
 
 
-__all__ = ["BatchConfig", "OutputKeys", "output_keys", "refusal", "score_object"]
+__all__ = ["GONE", "BatchConfig", "OutputKeys", "output_keys", "refusal", "s3_error_code", "score_object"]

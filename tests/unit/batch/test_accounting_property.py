@@ -21,6 +21,7 @@ CI runs BATCH_PROPERTY_EXAMPLES (default 300) cases; `make property` runs thousa
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -199,6 +200,36 @@ def test_every_physical_line_is_accounted_for_once(
                 event("unbalanced quote: re-read from the next line")
     if any((c.spans or [1]) != [1] * len(c.spans or [1]) for c in chunks):
         event("a row spans lines")
+
+
+@given(damaged_files(), st.sampled_from([1, 3, 1000]))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_lines_split_as_text_read_exactly_as_the_csv_module_reads_them(
+    file: tuple[str, str, bytes], chunk_rows: int
+) -> None:
+    # GIVEN a damaged CSV file (plain lines mixed with quoted, blank, short and long ones)
+    fmt, _, data = file
+    if fmt != "csv":
+        return
+
+    def read(plain: bool) -> list[tuple[Any, ...]] | str:
+        reader = CsvReader(MANIFEST, chunk_rows=chunk_rows, id_column="id", max_text_cell_chars=40)
+        split_as_text: Any = contextlib.nullcontext()
+        if not plain:  # no line is plain: the csv module reads them all
+            split_as_text = mock.patch.object(readers, "_plain_records", return_value=(0, []))
+        try:
+            with split_as_text:
+                chunks = list(reader.chunks(text_lines([data])))
+        except FileError as exc:
+            return exc.code
+        return [
+            (c.numbers, c.lines, c.spans, c.columns, c.carry, [r.to_dict() for r in c.rejected])
+            for c in chunks
+        ]
+
+    # WHEN read with plain lines split as text, and with every line through the csv module
+    # THEN the chunks are the same, value for value
+    assert read(plain=True) == read(plain=False)
 
 
 def read_and_score(

@@ -26,11 +26,14 @@ verbatim, an empty one is null. JSON Lines values keep their JSON types, as in t
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Iterator
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice, repeat
 from operator import attrgetter
 from typing import Any
+
+import numpy as np
 
 from onnxlambda.batch.files import BLANK_CHARS, FileError, Format, is_blank
 from onnxlambda.batch.numbers import is_number, parse_column
@@ -102,10 +105,10 @@ class Chunk:
             return None
         return self.lines[i] + self.spans[i] - 1
 
-    def lines_of(self, indices: Iterable[int]) -> int:
+    def lines_of(self, indices: Collection[int]) -> int:
         """Physical lines covered by the parsed rows at `indices`."""
         if self.spans is None:
-            return sum(1 for _ in indices)
+            return len(indices)
         spans = self.spans
         return sum(spans[i] for i in indices)
 
@@ -139,8 +142,12 @@ def line_break_columns(manifest: Manifest, header: list[str]) -> list[bool]:
     return allowed
 
 
-def _strings(cells: tuple[str, ...]) -> list[str | None]:
-    return [c if c else None for c in cells]
+_EMPTY_IS_NULL: dict[str, str | None] = {"": None}
+
+
+def _strings(cells: Sequence[str]) -> list[str | None]:
+    """Categorical cells verbatim, an empty one null (dict.get(c, c) over the column, in C)."""
+    return list(map(_EMPTY_IS_NULL.get, cells, cells))
 
 
 def _looks_like_data(header: list[str], manifest: Manifest) -> bool:
@@ -178,6 +185,18 @@ class _Lines:
             self.pulled += len(block)
             yield block
 
+    def lines(self, first: int, n: int) -> list[str]:
+        """Up to n lines from line `first` on, read from the file as needed (and kept)."""
+        need = first - self._base + n
+        while len(self._kept) < need:
+            block = next(self._blocks, None)
+            if block is None:
+                break
+            self._kept += block
+            self.pulled += len(block)
+        start = first - self._base
+        return self._kept[start : start + n]
+
     def release(self, before: int) -> None:
         """Forget the lines before line `before`: they can no longer be re-read."""
         drop = before - self._base
@@ -190,48 +209,103 @@ class _Lines:
         return "".join(self._kept[first - base : last - base + 1])
 
 
-_Item = tuple[list[str] | _Failure, int]  # a record (or failure) and the line it ends on
+_Record = list[str] | _Failure
+_Item = tuple[_Record, int]  # a record (or failure) and the line it ends on
 
 
 class _Cursor:
-    """A csv reader started at one line; records come with the line each one ends on."""
+    """A csv reader started at one line. Plain, it yields records at C speed and counts the
+    lines they used; tracking, each record also comes with the line it ends on (a zip with a
+    C-level getter of line_num), which is needed only when some record spans lines."""
 
-    def __init__(self, lines: _Lines, start: int) -> None:
+    def __init__(self, lines: _Lines, start: int, *, tracking: bool = False) -> None:
         self.reader = csv.reader(chain.from_iterable(lines.feed(start)), strict=True)
-        # zip with a C-level getter of line_num: the end line of every record, without a
-        # Python frame per record
-        self._records = zip(self.reader, map(attrgetter("line_num"), repeat(self.reader)), strict=False)
+        self.tracking = tracking
+        self._records: Iterator[Any] = (
+            zip(self.reader, map(attrgetter("line_num"), repeat(self.reader)), strict=False)
+            if tracking
+            else self.reader
+        )
         self.offset = start - 1  # absolute line number = offset + reader.line_num
         self.next_line = start  # the line the next record starts on
 
-    def take(self, n: int) -> list[_Item]:
-        """Up to n records (or failures) with their relative end lines. A record the csv module
-        cannot parse becomes a _Failure and reading resumes on the following line, as the csv
-        module does (list.extend keeps what it appended before the error)."""
-        items: list[_Item] = []
+    def take(self, n: int) -> tuple[list[Any], int, bool]:
+        """Up to n records (tracking: (record, relative end line) pairs), the lines they used,
+        and whether any is a failure. A record the csv module cannot parse becomes a _Failure
+        and reading resumes on the following line, as the csv module does (list.extend keeps
+        what it appended before the error)."""
+        items: list[Any] = []
+        before = self.reader.line_num
+        failed = False
         while len(items) < n:
             try:
                 items.extend(islice(self._records, n - len(items)))
             except csv.Error as exc:
-                items.append((_Failure(str(exc)), self.reader.line_num))
+                failure = _Failure(str(exc))
+                items.append((failure, self.reader.line_num) if self.tracking else failure)
+                failed = True
             else:
                 break
-        return items
+        return items, self.reader.line_num - before, failed
 
 
 @dataclass(slots=True)
 class _Rows:
-    """The rows of one chunk, gathered record by record or batch by batch."""
+    """The rows of one chunk: their numbers, lines and spans, and their cells column by column
+    (filled from split text or from csv records)."""
 
+    width: int
     numbers: list[int] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     spans: list[int] | None = None
-    records: list[list[str]] = field(default_factory=list)
+    cols: list[list[str]] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cols = [[] for _ in range(self.width)]
 
     @property
     def count(self) -> int:
-        return len(self.records) + len(self.rejected)
+        return len(self.numbers) + len(self.rejected)
+
+    def add_columns(self, columns: Sequence[Sequence[str]]) -> None:
+        for col, more in zip(self.cols, columns, strict=True):
+            col.extend(more)
+
+
+_LONE_CR = re.compile(r"\r(?!\n)")
+
+
+def _plain_records(lines: list[str], width: int) -> tuple[int, list[list[str]]]:
+    """How many of `lines` (from the first) are plain records, and their columns.
+
+    A plain line has no quote character, no CR but in a final CRLF, and exactly width - 1
+    commas; for such lines the csv module does nothing but split at the commas, so they are
+    split all at once here: one join, one split and a slice per column, no Python call per
+    line or per cell. The csv module reads the rest (quotes, blank lines, wrong counts)."""
+    text = "".join(lines)
+    k = len(lines)
+    for found in (text.find('"'), _first(_LONE_CR.search(text))):
+        if found >= 0:
+            k = min(k, text.count("\n", 0, found))  # the line holding it
+    commas = np.fromiter(map(str.count, lines[:k], repeat(",")), dtype=np.int64, count=k)
+    wrong = np.flatnonzero(commas != width - 1)
+    if wrong.size:
+        k = int(wrong[0])
+    if not k:
+        return 0, []
+    if k < len(lines):
+        text = text[: sum(map(len, lines[:k]))]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    cells = text.replace("\n", ",").split(",")
+    if text.endswith("\n"):
+        cells.pop()  # after the last line end
+    return k, [cells[j::width] for j in range(width)]
+
+
+def _first(match: re.Match[str] | None) -> int:
+    return match.start() if match is not None else -1
 
 
 class CsvReader:
@@ -287,7 +361,7 @@ class CsvReader:
     def _read_header(self, lines: _Lines, cursor: _Cursor) -> list[str]:
         """The first record that is not a blank line; blank lines before it are counted."""
         while True:
-            items = cursor.take(1)
+            items, _, _ = cursor.take(1)
             if not items:
                 raise FileError("empty", "the file has no content")
             [(record, end)] = items
@@ -308,65 +382,82 @@ class CsvReader:
 
     def chunks(self, lines: Iterable[str]) -> Iterator[Chunk]:
         source = _Lines(lines)
-        cursor = _Cursor(source, 1)
+        cursor = _Cursor(source, 1, tracking=True)
         header = self._read_header(source, cursor)
         self._check_header(header)
         self.header = header
         self._line_breaks = line_break_columns(self._manifest, header)
         feature_idx = [header.index(f.name) for f in self._manifest.features]
         carry_idx = [header.index(c) for c in self.carry_columns]
+        next_line = cursor.next_line
         while True:
-            source.release(cursor.next_line)
-            rows = _Rows()
+            source.release(next_line)
+            rows = _Rows(len(header))
             while rows.count < self._chunk_rows:
-                items = cursor.take(self._chunk_rows - rows.count)
-                if not items:
+                next_line, read = self._read(source, next_line, self._chunk_rows - rows.count, rows)
+                if not read:
                     break
-                if not self._regular(items, cursor, rows):
-                    cursor = self._sort(items, source, cursor, rows)
             if rows.count:
                 yield self._chunk(rows, feature_idx, carry_idx)
             if rows.count < self._chunk_rows:  # the file ended
                 self.counts.total = source.pulled
                 return
 
-    def _regular(self, items: list[_Item], cursor: _Cursor, rows: _Rows) -> bool:
-        """The common case in C-level calls: every record parsed, one line each, the header's
-        width (not a width of 1, where a blank line would pass for a record). False: sort them."""
-        records, ends = zip(*items, strict=True)
+    def _read(self, source: _Lines, first: int, n: int, rows: _Rows) -> tuple[int, bool]:
+        """Read up to n records from line `first` into `rows`; return the line to go on from,
+        and False at the end of the file. Plain lines are split as text (`_plain_records`);
+        from the first other line on, the csv module reads; records are taken as a whole when
+        each is one line of the header's width, else sorted one by one; and if some record
+        spans lines, the same records are read again with their end lines first."""
         width = len(self.header)
-        first = cursor.next_line
-        last = cursor.offset + ends[-1]
-        if (
-            width == 1
-            or last - first + 1 != len(items)
-            or set(map(type, records)) != {list}
-            or set(map(len, records)) != {width}
-        ):
-            return False
-        k = len(items)
+        lines = source.lines(first, n)
+        if not lines:
+            return first, False
+        k, columns = _plain_records(lines, width) if width > 1 else (0, [])
+        if k:
+            self._add(rows, first, k, columns)
+            return first + k, True
+        cursor = _Cursor(source, first)
+        records, used, failed = cursor.take(n)
+        if used != len(records):  # a record spans lines: read them again, tracking their ends
+            cursor = _Cursor(source, first, tracking=True)
+            items, _, _ = cursor.take(len(records))
+            restart = self._sort([(r, cursor.offset + end) for r, end in items], source, cursor, rows)
+            return restart or cursor.next_line, True
+        if not failed and width > 1 and set(map(len, records)) == {width}:
+            self._add(rows, first, len(records), list(zip(*records, strict=True)))
+            return first + len(records), True
+        ends = range(first, first + len(records))
+        restart = self._sort(list(zip(records, ends, strict=True)), source, cursor, rows)
+        return restart or cursor.next_line, True
+
+    def _add(self, rows: _Rows, first: int, k: int, columns: Sequence[Sequence[str]]) -> None:
+        """k rows of one line each, from line `first` on, given column by column."""
         rows.numbers += range(self._row + 1, self._row + 1 + k)
-        rows.lines += range(first, last + 1)
+        rows.lines += range(first, first + k)
         if rows.spans is not None:
             rows.spans += [1] * k
-        rows.records += records  # checked above: all lists
+        rows.add_columns(columns)
         self._row += k
-        cursor.next_line = last + 1
-        return True
 
-    def _sort(
-        self,
-        items: list[_Item],
-        source: _Lines,
-        cursor: _Cursor,
-        rows: _Rows,
-    ) -> _Cursor:
-        """Records one by one: blank lines, rows, rejections. On an unbalanced quote, reject its
-        first line and return a cursor restarted on the next line (the rest of `items` was read
-        through the bad quote and is dropped); else return `cursor`."""
+    def _sort(self, items: list[_Item], source: _Lines, cursor: _Cursor, rows: _Rows) -> int | None:
+        """Records (with the absolute line each ends on) one by one: blank lines, rows,
+        rejections. On an unbalanced quote, reject its first line and return the line to
+        restart reading on (the rest of `items` was read through the bad quote and is dropped);
+        else None."""
+        good: list[list[str]] = []
+        try:
+            return self._sort_into(items, source, cursor, rows, good)
+        finally:
+            if good:
+                rows.add_columns(list(zip(*good, strict=True)))
+
+    def _sort_into(
+        self, items: list[_Item], source: _Lines, cursor: _Cursor, rows: _Rows, good: list[list[str]]
+    ) -> int | None:
         width = len(self.header)
-        for record, rel_end in items:
-            start, end = cursor.next_line, cursor.offset + rel_end
+        for record, end in items:
+            start = cursor.next_line
             multi = end > start
             why = self._unbalanced(record) if multi else None
             if why is not None:
@@ -378,7 +469,7 @@ class CsvReader:
                     "this line is rejected alone and reading resumes on the next line",
                     source.text(start, start).rstrip("\r\n"),
                 )
-                return _Cursor(source, start + 1)
+                return start + 1
             cursor.next_line = end + 1
             if isinstance(record, _Failure):
                 raw = source.text(start, start).rstrip("\r\n")
@@ -393,11 +484,11 @@ class CsvReader:
                 rows.numbers.append(self._row)
                 rows.lines.append(start)
                 if multi and rows.spans is None:
-                    rows.spans = [1] * len(rows.records)
+                    rows.spans = [1] * (len(rows.numbers) - 1)
                 if rows.spans is not None:
                     rows.spans.append(end - start + 1)
-                rows.records.append(record)
-        return cursor
+                good.append(record)
+        return None
 
     def _unbalanced(self, record: list[str] | _Failure) -> str | None:
         """Why a record that spans lines cannot be one (see the module docstring), or None."""
@@ -418,14 +509,13 @@ class CsvReader:
         rows.rejected.append(RejectedRow(self._row, [error], raw, line))
 
     def _chunk(self, rows: _Rows, feature_idx: list[int], carry_idx: list[int]) -> Chunk:
-        records = rows.records
-        cols: list[tuple[str, ...]] = list(zip(*records, strict=True)) if records else []
+        cols = rows.cols
         columns: dict[str, list[Any]] = {}
         for f, i in zip(self._manifest.features, feature_idx, strict=True):
-            cells = cols[i] if cols else ()
+            cells = cols[i]
             columns[f.name] = _strings(cells) if f.is_categorical else parse_column(cells)
         carry = None
-        if carry_idx and cols:
+        if carry_idx and rows.numbers:
             names = self.carry_columns
             carry = [
                 dict(zip(names, vals, strict=True))
@@ -438,7 +528,7 @@ class CsvReader:
             spans=rows.spans,
             columns=columns,
             carry=carry,
-            raw=lambda i: dict(zip(header, records[i], strict=True)),
+            raw=lambda i: {name: col[i] for name, col in zip(header, cols, strict=True)},
             rejected=rows.rejected,
         )
 

@@ -43,15 +43,18 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from onnxlambda.batch.files import CONTENT_TYPES, FileError, Format, byte_chunks, detect_format, text_lines
 from onnxlambda.batch.readers import TEXT_CELL_CHARS, Chunk, CsvReader, LineCounts, RejectedRow, reader_for
-from onnxlambda.batch.writer import MIN_PART_BYTES, MultipartWriter, S3Client
+from onnxlambda.batch.writer import MIN_PART_BYTES, MultipartWriter, S3Client, background
+from onnxlambda.codecs import fastjson
 from onnxlambda.contract.manifest import ClassificationOutput, Manifest
 from onnxlambda.contract.redaction import REDACTED, Redactor
 from onnxlambda.monitoring.drift import BinnedCounts, min_count
@@ -229,11 +232,8 @@ class _Scorer:
 
     # -- output rows --------------------------------------------------------------------------
 
-    def _prediction_columns(
-        self, prediction: Prediction, *, text: bool = False
-    ) -> tuple[list[str], list[list[Any]]]:
-        """Column names and values; `text`: numbers already formatted for CSV (a C-level map
-        over the column, much faster than the csv module formatting value by value)."""
+    def _prediction_columns(self, prediction: Prediction) -> tuple[list[str], list[list[Any]]]:
+        """Column names and values (probabilities rounded to 6 decimals)."""
         out = self.manifest.output
         if isinstance(out, ClassificationOutput):
             assert prediction.labels is not None
@@ -241,22 +241,18 @@ class _Scorer:
             if prediction.probabilities is not None:
                 probs = np.round(prediction.probabilities.astype(np.float64), 6)
                 names += [f"probability_{label}" for label in out.labels]
-                for j in range(probs.shape[1]):
-                    col: list[Any] = probs[:, j].tolist()
-                    # in [0, 1] and rounded to 6 decimals: 6 significant digits are exact
-                    cols.append(list(map(_PROBABILITY, col)) if text else col)
+                cols += [probs[:, j].tolist() for j in range(probs.shape[1])]
             return names, cols
         assert prediction.values is not None
-        values: list[Any] = prediction.values.tolist()
-        return [out.name], [list(map(repr, values)) if text else values]
+        return [out.name], [prediction.values.tolist()]
 
     def _render(self, chunk: Chunk, partial: PartialBatch, prediction: Prediction) -> bytes:
         good = partial.good.tolist()
-        numbers = [chunk.numbers[i] for i in good]
-        names, pred_cols = self._prediction_columns(prediction, text=self.fmt == "csv")
+        numbers = [chunk.numbers[i] for i in good] if partial.errors else list(chunk.numbers)
         carry = [chunk.carry[i] for i in good] if chunk.carry is not None else None
         if self.fmt == "csv":
-            return self._render_csv(numbers, carry, names, pred_cols)
+            return self._render_csv(numbers, carry, prediction)
+        names, pred_cols = self._prediction_columns(prediction)
         pred_rows = list(zip(*pred_cols, strict=True))
         lines = []
         for j, n in enumerate(numbers):
@@ -264,7 +260,7 @@ class _Scorer:
             if carry is not None:
                 obj.update(carry[j])
             obj.update(self._prediction_object(names, pred_rows[j]))
-            lines.append(json.dumps(obj, default=str))
+            lines.append(fastjson.dumps(obj))
         return ("\n".join(lines) + "\n").encode("utf-8")
 
     def _prediction_object(self, names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
@@ -273,15 +269,31 @@ class _Scorer:
             return {"label": values[0], "probabilities": dict(zip(out.labels, values[1:], strict=True))}
         return dict(zip(names, values, strict=True))
 
+    def _prediction_text(self, prediction: Prediction) -> tuple[list[str], list[list[str]]]:
+        """CSV header names and text columns of the prediction. The probabilities of a row come
+        as one text cell group ("0.123456,0.000012,0.876532"), formatted in numpy: formatting
+        each probability in Python was the largest cost of a chunk after parsing."""
+        out = self.manifest.output
+        if isinstance(out, ClassificationOutput):
+            assert prediction.labels is not None
+            labels = list(prediction.labels)
+            # labels are few distinct strings: checked once each, quoted only if one must be
+            quote = any(_csv_field(v) != v for v in set(labels))
+            cols = [[_csv_field(v) for v in labels] if quote else labels]
+            names = ["label"]
+            if prediction.probabilities is not None:
+                names += [f"probability_{label}" for label in out.labels]
+                cols.append(_fixed6(prediction.probabilities))
+            return names, cols
+        assert prediction.values is not None
+        return [out.name], [list(map(repr, prediction.values.tolist()))]
+
     def _render_csv(
-        self,
-        numbers: list[int],
-        carry: list[dict[str, Any]] | None,
-        names: list[str],
-        pred_cols: list[list[Any]],
+        self, numbers: list[int], carry: list[dict[str, Any]] | None, prediction: Prediction
     ) -> bytes:
         """CSV lines joined column-wise; only carried values and labels may need quoting."""
         header = ""
+        names, pred_cols = self._prediction_text(prediction)
         carry_names = list(carry[0]) if carry else []
         if self._csv_header is None:
             self._csv_header = ["row", *carry_names, *names]
@@ -291,16 +303,13 @@ class _Scorer:
         columns: list[list[str]] = [list(map(str, numbers))]
         if carry:
             columns += [[_csv_field(str(c.get(k, ""))) for c in carry] for k in carry_names]
-        for name, col in zip(names, pred_cols, strict=True):
-            # numbers never need quoting; labels are few distinct strings, checked once each
-            quote = name == "label" and any(_csv_field(v) != v for v in set(col))
-            columns.append([_csv_field(v) for v in col] if quote else col)
+        columns += pred_cols
         return (header + "\n".join(map(",".join, zip(*columns, strict=True))) + "\n").encode("utf-8")
 
     def finish_csv_header(self, carry_names: list[str], scored: MultipartWriter) -> None:
         """A CSV with no scored row still gets its header, so consumers can always parse it."""
         if self._csv_header is None:
-            names, _ = self._prediction_columns(_empty_prediction(self.manifest))
+            names, _ = self._prediction_text(_empty_prediction(self.manifest))
             self._csv_header = ["row", *carry_names, *names]
             buffer = io.StringIO()
             csv.writer(buffer, lineterminator="\n").writerow(self._csv_header)
@@ -337,7 +346,26 @@ def _empty_prediction(manifest: Manifest) -> Prediction:
     return Prediction(labels=None, probabilities=None, values=np.zeros(0))
 
 
-_PROBABILITY = "{:.6g}".format
+def _fixed6(probabilities: npt.NDArray[Any]) -> list[str]:
+    """Per row, its probabilities with 6 decimals ("%.6f", the values of np.round(p, 6)) joined
+    by commas. Digits are computed on the whole [N, C] array and the text of a row is made once,
+    instead of one Python format call per probability."""
+    k = np.rint(probabilities.astype(np.float64) * 1e6)
+    n, c = k.shape
+    if not n or not c or not (np.isfinite(k).all() and k.min() >= 0 and k.max() < 10_000_000):
+        return [",".join(f"{v:.6f}" for v in row) for row in probabilities.astype(np.float64).tolist()]
+    rest = k.astype(np.int64)
+    text = np.empty((n, c, 9), dtype=np.uint8)  # "d.dddddd," per probability
+    for pos in range(7, 1, -1):
+        rest, digit = np.divmod(rest, 10)
+        text[:, :, pos] = digit + 48
+    text[:, :, 1] = ord(".")
+    text[:, :, 0] = rest + 48
+    text[:, :, 8] = ord(",")
+    width = 9 * c - 1  # the row's last comma dropped
+    cells = np.ascontiguousarray(text.reshape(n, 9 * c)[:, :width])
+    strings: list[str] = cells.view(f"S{width}").ravel().astype(f"U{width}").tolist()
+    return strings
 
 
 def _csv_field(value: str) -> str:
@@ -415,16 +443,26 @@ def score_object(
         fmt = detect_format(key)
     except FileError as exc:
         failure = exc
+    # Was it scored already (a retried event)? Asked for the event's ETag while the object is
+    # opened, and answered while its first chunk is scored: nothing waits for it but the second
+    # chunk (or the end of a one-chunk file). Asked again if the object has another ETag.
+    said = _etag(etag)
+    check = (
+        background().submit(
+            _already_scored, s3, bucket, _summary_key(config, key, said, manifest), said, manifest
+        )
+        if said
+        else None
+    )
     obj, gone = _open(s3, bucket, key, version_id, etag)
     etag = _etag(obj.get("ETag")) or "unknown"
     if gone is not None:
         fmt, failure = None, gone
-    else:
-        done = _already_scored(s3, bucket, output_keys(config, key, etag, manifest, fmt), etag, manifest)
-        if done is not None:
-            obj["Body"].close()
-            log.info("object already scored: %s", done["output"]["summary"])
-            return {**done, "status": "skipped", "reason": f"already scored: {done['output']['summary']}"}
+    elif check is None or etag != said:
+        check = background().submit(
+            _already_scored, s3, bucket, _summary_key(config, key, etag, manifest), etag, manifest
+        )
+    gate = _Gate(check if gone is None else None)
     size = int(obj.get("ContentLength") or 0)
     if failure is None and config.max_bytes and size > config.max_bytes:
         failure = FileError(
@@ -442,8 +480,20 @@ def score_object(
     }
     keys = output_keys(config, key, etag, manifest, fmt)
     scorer = _Scorer(runtime, validator, fmt or "csv", config.id_column, redactor)
-    counts, failure = _score_body(s3, obj["Body"], bucket, keys, fmt, failure, scorer, config, remaining_ms)
+    try:
+        writers, counts, failure = _score_body(
+            s3, obj["Body"], bucket, keys, fmt, failure, scorer, config, remaining_ms, gate
+        )
+        if failure is not None:
+            _abort(*writers)
+            gate.verify()  # never overwrite an earlier success with a failure of the same bytes
+    except _AlreadyScored as done:
+        log.info("object already scored: %s", keys.summary)
+        return {**done.summary, "status": "skipped", "reason": f"already scored: {keys.summary}"}
     ok = failure is None
+    closing = _complete(*writers) if ok else None
+    drift = scorer.drift() if ok else None  # computed while the two files complete
+    _wait(closing, writers)
     summary: dict[str, Any] = {
         "status": "succeeded" if ok else "failed",
         "input": source,
@@ -465,7 +515,7 @@ def score_object(
         "rejected_by_code": dict(sorted(scorer.rejected_by_code.items())),
         "started_at": started_at,
         "duration_ms": round((time.perf_counter() - started) * 1000.0, 1),
-        "drift": scorer.drift() if ok else None,
+        "drift": drift,
     }
     if failure is not None:
         summary["error"] = {"code": failure.code, "message": failure.message}
@@ -506,15 +556,18 @@ def _score_body(  # noqa: PLR0917 - one call site; the pieces of one file's run
     scorer: _Scorer,
     config: BatchConfig,
     remaining_ms: Callable[[], int] | None,
-) -> tuple[LineCounts, FileError | None]:
-    """Stream the body into the scored and errors files and complete both, or discard both when
-    the file fails; return where its lines went and the failure, if any."""
+    gate: _Gate,
+) -> tuple[tuple[MultipartWriter, MultipartWriter], LineCounts, FileError | None]:
+    """Stream the body into the scored and errors files (not completed yet); return them,
+    where the file's lines went, and the failure, if any."""
     scored = MultipartWriter(s3, bucket, keys.scored, CONTENT_TYPES[fmt or "csv"], config.part_bytes)
     errors = MultipartWriter(s3, bucket, keys.errors, "application/x-ndjson", config.part_bytes)
     counts = LineCounts()
     try:
         if failure is None and fmt is not None:
-            counts = _stream(body, fmt, scorer, config, scored, errors, remaining_ms)
+            counts = _stream(body, fmt, scorer, config, scored, errors, remaining_ms, gate)
+            for writer in (scored, errors):  # a part upload that failed fails the file here,
+                writer.settle()  # before either file can be completed
     except FileError as exc:
         failure = exc
     except BaseException:
@@ -522,27 +575,61 @@ def _score_body(  # noqa: PLR0917 - one call site; the pieces of one file's run
         raise
     finally:
         body.close()
-    try:
-        # Errors first, scored second, summary last: see the completion contract above.
-        for writer in (errors, scored):  # complete the uploads, or discard every part
-            writer.close() if failure is None else writer.abort()
-    except BaseException:
-        _abort(scored, errors)  # a no-op for a writer already completed
-        raise
-    return counts, failure
+    return (scored, errors), counts, failure
+
+
+def _complete(*writers: MultipartWriter) -> list[Future[None]]:
+    """Start completing the uploads side by side (each its own S3 round trip); see `_wait`."""
+    return [background().submit(w.close) for w in writers]
+
+
+def _wait(closing: list[Future[None]] | None, writers: tuple[MultipartWriter, ...]) -> None:
+    """Wait for every completion; if one failed, discard what is left and raise its error. The
+    summary is written only after this returns: see the completion contract above."""
+    error: BaseException | None = None
+    for future in closing or ():
+        error = error or future.exception()
+    if error is not None:
+        _abort(*writers)  # a no-op for a writer already completed
+        raise error
+
+
+class _AlreadyScored(Exception):  # noqa: N818 - a way out, not an error
+    def __init__(self, summary: dict[str, Any]) -> None:
+        super().__init__(summary["output"]["summary"])
+        self.summary = summary
+
+
+class _Gate:
+    """The answer to "scored already?", asked in the background and waited for only when a
+    second chunk would be scored, or before any output is completed or any summary written."""
+
+    def __init__(self, check: Future[dict[str, Any] | None] | None) -> None:
+        self._check = check
+
+    def verify(self) -> None:
+        """Raise _AlreadyScored if a succeeded summary of these bytes and this model exists
+        (S3 errors of the check raise here, in the caller's thread)."""
+        previous = self._check.result() if self._check is not None else None
+        if previous is not None:
+            raise _AlreadyScored(previous)
+
+
+def _summary_key(config: BatchConfig, key: str, etag: str, manifest: Manifest) -> str:
+    return output_keys(config, key, etag, manifest, None).summary
 
 
 def _already_scored(
-    s3: S3Client, bucket: str, keys: OutputKeys, etag: str, manifest: Manifest
+    s3: S3Client, bucket: str, summary_key: str, etag: str, manifest: Manifest
 ) -> dict[str, Any] | None:
     """The summary of an earlier run that scored these very bytes with this very model, if any.
 
     Listed first (s3:ListBucket on the output prefix), so a missing summary is an empty listing
     rather than a 403/404 to tell apart; read only when it exists."""
-    listing = s3.list_objects_v2(Bucket=bucket, Prefix=keys.summary, MaxKeys=1)
-    if not any(o.get("Key") == keys.summary for o in listing.get("Contents") or ()):
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=summary_key, MaxKeys=1)
+    if not any(o.get("Key") == summary_key for o in listing.get("Contents") or ()):
         return None
-    body = s3.get_object(Bucket=bucket, Key=keys.summary)["Body"]
+    body = s3.get_object(Bucket=bucket, Key=summary_key)["Body"]
     try:
         previous: dict[str, Any] = json.loads(body.read())
     except ValueError:
@@ -575,6 +662,7 @@ def _stream(  # noqa: PLR0917 - one call site; the pieces of one file's run
     scored: MultipartWriter,
     errors: MultipartWriter,
     remaining_ms: Callable[[], int] | None,
+    gate: _Gate,
 ) -> LineCounts:
     """Read, score and write chunk by chunk; return where the file's lines went. Raise FileError
     for an unreadable file, when the time budget runs out (before the next chunk, never half-way
@@ -586,7 +674,9 @@ def _stream(  # noqa: PLR0917 - one call site; the pieces of one file's run
         id_column=config.id_column,
         max_text_cell_chars=config.max_text_cell_chars,
     )
-    for chunk in reader.chunks(text_lines(byte_chunks(body))):
+    for n, chunk in enumerate(reader.chunks(text_lines(byte_chunks(body)))):
+        if n == 1:
+            gate.verify()
         left = remaining_ms() if remaining_ms is not None else None
         if left is not None and left < config.time_margin_ms:
             raise FileError(
@@ -596,6 +686,7 @@ def _stream(  # noqa: PLR0917 - one call site; the pieces of one file's run
                 "one invocation, and upload the parts.",
             )
         scorer.score(chunk, scored, errors)
+    gate.verify()
     if isinstance(reader, CsvReader):
         scorer.finish_csv_header(reader.carry_columns, scored)
     counts = reader.counts

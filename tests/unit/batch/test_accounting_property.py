@@ -90,9 +90,9 @@ _FILLERS = {
 
 
 @st.composite
-def damaged_files(draw: st.DrawFn) -> tuple[str, str, bytes]:
+def damaged_files(draw: st.DrawFn, formats: tuple[str, ...] = ("csv", "jsonl")) -> tuple[str, str, bytes]:
     """(format, the decoded text, the bytes as uploaded) of one damaged file."""
-    fmt = draw(st.sampled_from(["csv", "jsonl"]))
+    fmt = draw(st.sampled_from(formats))
     rows: list[dict[str, Any]] = sample_rows(
         MANIFEST, draw(st.integers(0, 30)), seed=draw(st.integers(0, 10**4))
     )
@@ -202,15 +202,13 @@ def test_every_physical_line_is_accounted_for_once(
         event("a row spans lines")
 
 
-@given(damaged_files(), st.sampled_from([1, 3, 1000]))
+@given(damaged_files(formats=("csv",)), st.sampled_from([1, 3, 1000]))
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_lines_split_as_text_read_exactly_as_the_csv_module_reads_them(
     file: tuple[str, str, bytes], chunk_rows: int
 ) -> None:
     # GIVEN a damaged CSV file (plain lines mixed with quoted, blank, short and long ones)
-    fmt, _, data = file
-    if fmt != "csv":
-        return
+    _, _, data = file
 
     def read(plain: bool) -> list[tuple[Any, ...]] | str:
         reader = CsvReader(MANIFEST, chunk_rows=chunk_rows, id_column="id", max_text_cell_chars=40)

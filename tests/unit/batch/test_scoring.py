@@ -453,8 +453,10 @@ def test_batch_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         "BATCH_TIME_MARGIN_MS": "1000",
         "BATCH_ID_COLUMN": "",
         "BATCH_MAX_BYTES": "10",
+        "BATCH_MAX_TEXT_CELL_CHARS": "2000",
     }.items():
         monkeypatch.setenv(name, value)
     cfg = BatchConfig.from_env()
     assert (cfg.input_prefix, cfg.output_prefix, cfg.chunk_rows) == ("in/", "out/", 500)
     assert (cfg.time_margin_ms, cfg.id_column, cfg.max_bytes) == (1000, None, 10)
+    assert cfg.max_text_cell_chars == 2000

@@ -5,8 +5,14 @@ its ETag and the model version (so a retry of the same event overwrites, never d
 
     <output prefix><input key minus input prefix>/etag=<etag>/model=<name>-<version>/
         scored.csv|scored.jsonl   one row per scored input row: row number, id, pass-through, prediction
-        errors.jsonl              one line per rejected row: row, line, every reason, the raw input
-        summary.json              counts, duration, model identity, drift (PSI/JS, bin counts) vs the manifest
+        errors.jsonl              one line per rejected row: row, line (and end_line), every reason,
+                                  the raw input
+        summary.json              counts of rows and of physical lines, duration, model identity,
+                                  drift (PSI/JS, bin counts) vs the manifest
+
+Every physical line is accounted for: lines.total = header + blank + lines of scored rows + lines
+of rejected rows (onnxlambda.batch.readers); a file for which that does not hold fails
+(`accounting_mismatch`) rather than pass for a success.
 
 Memory is bounded by the chunk size and the multipart part size, not by the file: rows are
 read, validated, scored and written one chunk at a time.
@@ -14,23 +20,28 @@ read, validated, scored and written one chunk at a time.
 Failure policy:
 - a bad row: rejected into errors.jsonl, the rest is scored;
 - a file that cannot be read (empty, not UTF-8, binary, no header, missing columns, unknown
-  format): no scored file; summary.json with status "failed" and the reason; input untouched;
+  format) or an object that is gone (NoSuchKey / NoSuchVersion: `not_found`): no scored file;
+  summary.json with status "failed" and the reason; input untouched; nothing raised, as a retry
+  would fail the same way;
 - the time budget running out: the same clear failure report (status "failed",
   code "time_budget_exceeded") written before Lambda would kill the invocation;
+- an object whose succeeded summary for the same ETag and model (sha256) exists: "skipped",
+  nothing rewritten (a retried event redoes only what failed; onnxlambda.batch.event);
 - anything else (S3 unreachable or throttling after the client's retries, access denied, a
-  bug): parts are aborted and the exception is raised, so Lambda retries the event and finally
-  sends it to the on-failure destination.
+  bug): parts are aborted and the exception is raised; the event's other objects are still
+  scored, then Lambda retries the event and finally sends it to the on-failure destination.
 
 What a consumer may rely on (the completion contract): the scored and errors files appear only
 when their upload completes, and that happens only after the whole input was read and scored;
-errors.jsonl is completed first, then the scored file, then summary.json is written last. So
-summary.json with status "succeeded" is the marker that the two files hold every row; a run
-killed at any point before it (Lambda's timeout, a crash) leaves no scored file or an older
-complete one of the same input, never a partial one, and the retried event rewrites all three.
+the two complete side by side (each its own round trip), and summary.json is written only once
+both have. So summary.json with status "succeeded" is the marker that the two files hold every
+row; a run killed at any point before it (Lambda's timeout, a crash) leaves no scored file or an
+older complete one of the same input, never a partial one, and the retried event rewrites all
+three.
 
 Rows written to errors.jsonl pass through the configured `Redactor` (REDACT_FIELDS): a
 redacted field's value and any message quoting it are replaced; raw input that cannot be
-mapped to fields (a CSV record with the wrong field count, a line that is not a JSON object)
+mapped to fields (a CSV record with the wrong field count, a line that could not be parsed)
 is withheld whole while redaction is configured.
 """
 

@@ -357,7 +357,7 @@ def test_an_object_deleted_before_scoring_is_reported_not_retried(s3: Any, batch
 
 # -- reliability: timeouts (soft and hard), many files at once, redaction -------------------------
 
-BIG_ROWS = 400_000  # ~17 MB of CSV: at the best end-to-end rate seen here (~150k rows/s), > 2.5 s
+BIG_ROWS = 1_200_000  # ~47 MB of CSV: at the best end-to-end rate seen here (~480k rows/s), > 2.5 s
 
 
 @pytest.fixture(scope="module")

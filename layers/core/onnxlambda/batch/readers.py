@@ -1,6 +1,6 @@
 """Streaming readers for batch files: physical lines in, bounded chunks of rows out.
 
-Every physical line of a file (cut at "\n", onnxlambda.batch.files) is accounted for exactly once:
+Every physical line of a file (cut at "\\n", onnxlambda.batch.files) is accounted for exactly once:
 as the header, as a blank line (`files.is_blank`: skipped, no row number), or as part of one row
 that is either scored or rejected. A row is one record; it is numbered (1-based) in file order and
 carries the line it starts on and, when it spans several, the line it ends on. A single bad row

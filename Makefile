@@ -23,7 +23,7 @@ CACHE_DIR ?= .aws-sam/cache
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)"
 
 .PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi import
-.PHONY: load-batch
+.PHONY: load-batch property
 .PHONY: deploy status rollback changelog bench-monitoring bench-batch bench bench-compare
 
 help:
@@ -91,6 +91,10 @@ typecheck: setup  ## mypy --strict
 
 unit: setup  ## unit tests only (no build)
 	$(PY) -m pytest tests -m "not integration"
+
+property: setup  ## the batch line-accounting property over many damaged files (PROPERTY_EXAMPLES, default 5000)
+	BATCH_PROPERTY_EXAMPLES=$${PROPERTY_EXAMPLES:-5000} $(PY) -m pytest tests/unit/batch/test_accounting_property.py \
+		-q -p no:cacheprovider --hypothesis-show-statistics
 
 test: lint typecheck validate scan build  ## everything CI runs: lint, types, template, build, all tests
 	$(PY) -m pytest tests

@@ -1,11 +1,13 @@
-"""Batch function: S3 ObjectCreated (input prefix) -> onnxlambda.batch.scoring.score_object per record.
+"""Batch function: S3 ObjectCreated (input prefix) -> onnxlambda.batch.event.score_event.
 
-Transport only: read the event, call the core with an S3 client, log and count. What to do with
-bad rows, unreadable files and the time budget is decided in the core (layers/core/onnxlambda/
-batch.py). An exception here (S3 unreachable, model not loaded) propagates on purpose: Lambda
-retries the asynchronous event and then hands it to the on-failure destination (SQS); it is
-logged first with the object, the error type and S3's error code. The S3 client's retries,
-backoff and timeouts are configured in onnxlambda/batch_s3.py.
+Transport only: read the event's records, call the core with an S3 client, log and count each
+outcome. What to do with bad rows, unreadable or vanished files and the time budget is decided
+in the core (layers/core/onnxlambda/batch/). Every record is scored; if any could not be (S3
+unreachable or refusing after the client's retries, a bug, no time left), the handler raises once
+at the end, after logging each with the object, the error type and S3's error code: Lambda
+retries the event, the retry skips the objects already scored, and after the retries the event
+goes to the on-failure destination (SQS). A model that did not load raises at once. The S3
+client's retries, backoff and timeouts are configured in onnxlambda/batch/s3.py.
 """
 
 import os
@@ -17,9 +19,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from onnxlambda.batch.event import BatchEventError, ObjectRef, Outcome, score_event
 from onnxlambda.batch.s3 import S3ClientSettings
 from onnxlambda.batch.s3 import s3_client as build_s3_client
-from onnxlambda.batch.scoring import BatchConfig, score_object
+from onnxlambda.batch.scoring import BatchConfig, s3_error_code
 from onnxlambda.contract.errors import ServingError
 from onnxlambda.contract.redaction import WithholdExceptionMessages
 from onnxlambda.serving.service import get_service, load_error
@@ -55,70 +58,68 @@ def s3_client() -> Any:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     service = get_service()  # raises if the model did not load: retried, then on-failure queue
-    results = []
-    for record in S3Event(event).records:
-        bucket = record.s3.bucket.name
-        key = unquote_plus(record.s3.get_object.key)  # S3 event keys are URL-encoded
-        try:
-            summary = score_object(
-                s3_client(),
-                service.runtime,
-                service.validator,
-                config,
-                bucket=bucket,
-                key=key,
-                version_id=record.s3.get_object.version_id,
-                remaining_ms=context.get_remaining_time_in_millis,
-                redactor=service.redactor,
-            )
-        except Exception as exc:
-            # Uploads are aborted by now; Lambda retries the event, then sends it to the queue.
-            logger.exception(
-                "batch object failed; raising for Lambda's retry and the on-failure destination",
-                extra={
-                    "bucket": bucket,
-                    "key": key,
-                    "error_type": type(exc).__name__,
-                    "s3_error_code": _s3_error_code(exc),
-                },
-            )
-            raise
-        status = summary["status"]
-        rows = summary.get("rows", {})
+    refs = [
+        ObjectRef(
+            bucket=record.s3.bucket.name,
+            key=unquote_plus(record.s3.get_object.key),  # S3 event keys are URL-encoded
+            version_id=record.s3.get_object.version_id,
+            etag=record.s3.get_object.etag or None,
+        )
+        for record in S3Event(event).records
+    ]
+    outcomes = score_event(
+        s3_client(),
+        service.runtime,
+        service.validator,
+        config,
+        refs,
+        remaining_ms=context.get_remaining_time_in_millis,
+        redactor=service.redactor,
+    )
+    for outcome in outcomes:
+        _report(outcome)
+    if any(o.retry for o in outcomes):
+        first = next(o.error for o in outcomes if o.error is not None)
+        raise BatchEventError(outcomes) from first
+    return {"results": [_result(o) for o in outcomes]}
+
+
+def _report(outcome: Outcome) -> None:
+    """One log line and the metrics of one record."""
+    ref, summary, error = outcome.ref, outcome.summary or {}, outcome.error
+    where = {"bucket": ref.bucket, "key": ref.key, "status": outcome.status}
+    if error is not None and summary:
+        logger.warning("batch object left to the retry", extra={**where, "reason": str(error)})
+    elif error is not None:
+        # Uploads are aborted by now; the event is retried once every record has had its turn.
+        logger.error(
+            "batch object failed; left to Lambda's retry and the on-failure destination",
+            extra={**where, "error_type": type(error).__name__, "s3_error_code": s3_error_code(error)},
+            exc_info=error,
+        )
+    if summary:
         logger.info(
             "batch object done",
-            extra={
-                "bucket": bucket,
-                "key": key,
-                "status": status,
-                "rows": rows,
-                "error": summary.get("error"),
-            },
+            extra={**where, "rows": summary.get("rows"), "error": summary.get("error")},
         )
-        # Dimension `service` only, as for the API: alarms name metrics across model releases;
-        # the model version rides along as metadata.
-        metrics.add_metric(name=f"BatchFiles_{status}", unit=MetricUnit.Count, value=1)
-        if summary.get("model"):
-            metrics.add_metadata(key="model", value=summary["model"])
-        if rows:
-            metrics.add_metric(name="BatchRowsScored", unit=MetricUnit.Count, value=rows["scored"])
-            metrics.add_metric(name="BatchRowsRejected", unit=MetricUnit.Count, value=rows["rejected"])
-        results.append(
-            {
-                "status": status,
-                "key": key,
-                "rows": rows,
-                "error": summary.get("error") or summary.get("reason"),
-                "summary": summary.get("output", {}).get("summary"),
-            }
-        )
-    return {"results": results}
+    # Dimension `service` only, as for the API: alarms name metrics across model releases;
+    # the model version rides along as metadata.
+    metrics.add_metric(name=f"BatchFiles_{outcome.status}", unit=MetricUnit.Count, value=1)
+    if summary.get("model"):
+        metrics.add_metadata(key="model", value=summary["model"])
+    rows = summary.get("rows")
+    if rows and outcome.status in {"succeeded", "failed"}:  # a skipped file was counted when scored
+        metrics.add_metric(name="BatchRowsScored", unit=MetricUnit.Count, value=rows["scored"])
+        metrics.add_metric(name="BatchRowsRejected", unit=MetricUnit.Count, value=rows["rejected"])
 
 
-def _s3_error_code(exc: BaseException) -> str | None:
-    """S3's error code (SlowDown, AccessDenied, ...) of a botocore ClientError, else None."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("Error", {}).get("Code")
-        return str(code) if code else None
-    return None
+def _result(outcome: Outcome) -> dict[str, Any]:
+    summary = outcome.summary or {}
+    return {
+        "status": outcome.status,
+        "key": outcome.ref.key,
+        "rows": summary.get("rows", {}),
+        "lines": summary.get("lines", {}),
+        "error": summary.get("error") or summary.get("reason"),
+        "summary": summary.get("output", {}).get("summary"),
+    }

@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
 from onnxlambda.batch.files import FileError, detect_format, text_lines
-from onnxlambda.batch.readers import Chunk, CsvReader, JsonLinesReader
+from onnxlambda.batch.readers import Chunk, CsvReader, JsonLinesReader, LineCounts, line_break_columns
 from onnxlambda.batch.writer import MIN_PART_BYTES, MultipartWriter
 from onnxlambda.contract.manifest import Manifest, load_manifest
 
@@ -30,9 +30,14 @@ def one_byte_at_a_time(data: bytes) -> Iterator[bytes]:
     return (data[i : i + 1] for i in range(len(data)))
 
 
+_last_counts: list[LineCounts] = [LineCounts()]
+
+
 def csv_chunks(manifest: Manifest, data: bytes, chunk_rows: int = 1000) -> list[Chunk]:
     reader = CsvReader(manifest, chunk_rows=chunk_rows, id_column="id")
-    return list(reader.chunks(text_lines([data])))
+    chunks = list(reader.chunks(text_lines([data])))
+    _last_counts[0] = reader.counts
+    return chunks
 
 
 def file_error(fn: Any) -> FileError:
@@ -120,8 +125,8 @@ def test_csv_cells_convert_by_manifest_dtype(manifest: Manifest) -> None:
     assert cols["sex"] == [None, "male"]
     # AND the id column is carried for the output, quoted newline intact
     assert chunk.carry == [{"id": "id\nwith newline"}, {"id": "x"}]
-    # AND a record spanning two lines makes line numbers unknown (None); row numbers stay exact
-    assert chunk.lines is None
+    # AND a record spanning two lines is known by the lines it covers; row numbers stay exact
+    assert (chunk.numbers, chunk.lines, chunk.spans) == ([1, 2], [2, 4], [2, 1])
 
 
 def test_csv_rows_with_the_wrong_field_count_are_rejected_not_fatal(manifest: Manifest) -> None:
@@ -145,6 +150,114 @@ def test_csv_rows_the_csv_module_cannot_parse_are_rejected_and_reading_resumes(m
     # THEN that row is rejected as malformed, numbered, and the rows after it are read
     assert [(r.row, r.errors[0].code) for r in rejected] == [(3, "malformed_csv")]
     assert [n for c in chunks for n in c.numbers] == [1, 2, 4, 5]
+
+
+PENGUIN = "Biscoe,37.7,18.7,180,3600,male"
+HEADER = "island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex"
+
+
+def rows_and_rejections(chunks: list[Chunk]) -> tuple[list[int], list[tuple[int, int, str, object]]]:
+    numbers = [n for c in chunks for n in c.numbers]
+    rejected = [(r.row, r.line or 0, r.errors[0].code, r.input) for c in chunks for r in c.rejected]
+    return numbers, rejected
+
+
+@pytest.mark.parametrize(
+    ("records", "absorbed_chars"),
+    [(2_000, "under"), (10_000, "over")],
+    ids=["runs-to-eof-under-the-csv-field-limit", "runs-into-the-csv-field-limit"],
+)
+def test_an_unclosed_quote_costs_its_own_row_and_no_other(
+    manifest: Manifest, records: int, absorbed_chars: str
+) -> None:
+    # GIVEN the issue's file: one opening quote never closed, at record 1,000
+    lines = [HEADER] + [PENGUIN] * records
+    lines[1000] = '"' + lines[1000]
+    after = "".join(line + "\n" for line in lines[1000:])
+    # (the text after it is under / over the csv module's 131,072-character field limit)
+    assert (len(after) > 131_072) == (absorbed_chars == "over")
+    reader = CsvReader(manifest, chunk_rows=10_000, id_column="id")
+    # WHEN read
+    chunks = list(reader.chunks(text_lines(["\n".join(lines).encode() + b"\n"])))
+    numbers, rejected = rows_and_rejections(chunks)
+    # THEN record 1,000 alone is rejected, on the line where the bad record starts, with its
+    # raw text; every other record is read, and the row numbers after it do not shift
+    assert rejected == [(1000, 1001, "malformed_csv", lines[1000])]
+    assert "unbalanced quote" in chunks[0].rejected[0].errors[0].message
+    assert numbers == [n for n in range(1, records + 1) if n != 1000]
+    assert [line for c in chunks for line in c.lines] == [n + 1 for n in numbers]
+    # AND every physical line is the header, or one row's
+    assert (reader.counts.total, reader.counts.header, reader.counts.blank) == (records + 1, 1, 0)
+    assert all(c.spans is None for c in chunks)
+
+
+def test_a_quote_that_closes_lines_later_costs_only_its_own_line(manifest: Manifest) -> None:
+    # GIVEN a stray quote on line 3 and another on line 6: the csv module reads lines 3-6 as one
+    # record of the header's width, whose bill length holds line breaks
+    lines = [HEADER] + [PENGUIN] * 8
+    lines[2] = 'Biscoe,"37.7,18.7,180,3600,male'
+    lines[5] = 'Biscoe,37.7",18.7,180,3600,male'
+    reader = CsvReader(manifest, chunk_rows=3, id_column="id")
+    # WHEN read (in chunks smaller than the bad region)
+    chunks = list(reader.chunks(text_lines(["\n".join(lines).encode()])))
+    numbers, rejected = rows_and_rejections(chunks)
+    # THEN line 3 is rejected alone; lines 4 and 5 are rows again; line 6, re-read on its own,
+    # is a row whose quote is just a character (the validator will reject its value)
+    assert [(row, line, code) for row, line, code, _ in rejected] == [(2, 3, "malformed_csv")]
+    assert numbers == [1, 3, 4, 5, 6, 7, 8]
+    assert reader.counts.total == 9
+
+
+def test_a_quoted_newline_within_the_bound_is_one_row_over_it_a_bad_quote(manifest: Manifest) -> None:
+    # GIVEN an id cell spanning three lines, and text cells bounded at 40 characters
+    header = HEADER + ",id\n"
+    ok = f'{PENGUIN},"first\nsecond\nthird"\n'
+    long = f'{PENGUIN},"{"x" * 30}\n{"y" * 30}"\n'
+    data = (header + ok + long + PENGUIN + ",z\n").encode()
+    reader = CsvReader(manifest, chunk_rows=100, id_column="id", max_text_cell_chars=40)
+    [chunk] = list(reader.chunks(text_lines([data])))
+    # THEN the first record is one row on lines 2-4; the 61-character cell is over the bound:
+    # its first line (5) is rejected alone, line 6 is read again as a record (a wrong field count)
+    assert (chunk.numbers, chunk.lines, chunk.spans) == ([1, 4], [2, 7], [3, 1])
+    assert chunk.carry is not None
+    assert chunk.carry[0] == {"id": "first\nsecond\nthird"}
+    assert [(r.row, r.line, r.errors[0].code) for r in chunk.rejected] == [
+        (2, 5, "malformed_csv"),
+        (3, 6, "wrong_field_count"),
+    ]
+    assert reader.counts.total == 7
+
+
+def test_only_text_columns_may_hold_line_breaks(manifest: Manifest) -> None:
+    # GIVEN the penguins features (4 numeric, 2 categorical without line breaks) and an id column
+    allowed = line_break_columns(manifest, [*manifest.feature_names, "id"])
+    # THEN only the id column may make a record span lines
+    assert allowed == [False] * len(manifest.feature_names) + [True]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_blank_lines_mean_the_same_in_csv_and_jsonl(manifest: Manifest, fmt: str) -> None:
+    # GIVEN the same three rows in both formats, with lines of nothing but spaces, tabs and CRs
+    # (blank) and lines holding a form feed or a no-break space (not blank)
+    rows = sample_rows(manifest, 3, seed=9)
+    body = (
+        (csv_bytes(rows, manifest.feature_names) if fmt == "csv" else jsonl_bytes(rows))
+        .decode()
+        .splitlines(keepends=True)
+    )
+    head, data = (body[:1], body[1:]) if fmt == "csv" else ([], body)
+    blank = ["\n", "   \n", " \t\r\n"]
+    text = "".join(
+        [*head, blank[0], data[0], blank[1], blank[2], data[1], "\x0c\n", "\u00a0\n", data[2], "\t"]
+    )
+    chunks = (csv_chunks if fmt == "csv" else jsonl_chunks)(manifest, text.encode())
+    reader_counts = _last_counts[0]
+    numbers, rejected = rows_and_rejections(chunks)
+    # THEN the blank lines are skipped and counted, unnumbered; the others are rejected rows
+    assert numbers == [1, 2, 5]
+    assert [(row, line) for row, line, _, _ in rejected] == [(3, 6 + len(head)), (4, 7 + len(head))]
+    assert reader_counts.blank == 4  # the last line, a tab without a line end, too
+    assert reader_counts.total == 9 + len(head)
 
 
 @pytest.mark.parametrize(
@@ -187,7 +300,9 @@ def test_csv_extra_columns_pass_through_when_the_manifest_ignores_them(manifest:
 
 def jsonl_chunks(manifest: Manifest, data: bytes, chunk_rows: int = 1000) -> list[Chunk]:
     reader = JsonLinesReader(manifest, chunk_rows=chunk_rows, id_column="id")
-    return list(reader.chunks(text_lines([data])))
+    chunks = list(reader.chunks(text_lines([data])))
+    _last_counts[0] = reader.counts
+    return chunks
 
 
 def test_jsonl_rows_bad_lines_and_ids(manifest: Manifest) -> None:

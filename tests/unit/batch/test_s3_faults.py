@@ -20,6 +20,7 @@ from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, csv_stream, sample_rows
 from functions.batch import app
+from onnxlambda.batch.event import BatchEventError
 from onnxlambda.batch.s3 import S3ClientSettings
 from onnxlambda.batch.scoring import BatchConfig
 from onnxlambda.batch.writer import MIN_PART_BYTES
@@ -170,16 +171,20 @@ def test_exhausted_retries_abort_the_upload_and_raise_a_clear_error(  # noqa: PL
     s3.put_object(Bucket=BUCKET, Key=KEY, Body=two_parts_of_output)
     hook = throttle(s3, "UploadPart", per_call=99)
     # WHEN the put event is handled
-    with pytest.raises(ClientError) as raised:
+    with pytest.raises(BatchEventError) as event_error:
         app.lambda_handler(EVENT, lambda_context)
-    # THEN botocore tried max_attempts times, backing off in between, then the handler raised
-    # SlowDown: the error Lambda records for its retries and the on-failure destination
+    # THEN botocore tried max_attempts times, backing off in between, then the handler raised,
+    # naming the object and SlowDown, with botocore's error as the cause: what Lambda records
+    # for its retries and the on-failure destination
     attempts = S3ClientSettings.from_env().max_attempts
     assert hook.attempts["CreateMultipartUpload"] == 1
     assert hook.attempts["UploadPart"] == attempts
     assert len(backoffs) == attempts - 1
-    assert raised.value.response["Error"]["Code"] == "SlowDown"
-    assert f"reached max retries: {attempts - 1}" in str(raised.value)
+    assert f"{KEY}: ClientError SlowDown" in str(event_error.value)
+    cause = event_error.value.__cause__
+    assert isinstance(cause, ClientError)
+    assert cause.response["Error"]["Code"] == "SlowDown"
+    assert f"reached max retries: {attempts - 1}" in str(cause)
     # AND one ERROR log line names the object, the error type and S3's code, with the traceback
     [failure] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "on-failure destination" in failure.getMessage()
@@ -189,7 +194,7 @@ def test_exhausted_retries_abort_the_upload_and_raise_a_clear_error(  # noqa: PL
         "SlowDown",
     ]
     assert failure.exc_info is not None
-    assert failure.exc_info[1] is raised.value
+    assert failure.exc_info[1] is cause
     # AND the multipart upload was aborted, and nothing is visible under the output prefix
     assert hook.attempts["AbortMultipartUpload"] == 1
     assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
@@ -214,7 +219,7 @@ def test_a_failed_completion_leaves_no_scored_file_and_no_summary(
     s3.put_object(Bucket=BUCKET, Key=KEY, Body=two_parts_of_output)
     hook = throttle(s3, "CompleteMultipartUpload", per_call=99)
     # WHEN the put event is handled
-    with pytest.raises(ClientError):
+    with pytest.raises(BatchEventError):
         app.lambda_handler(EVENT, lambda_context)
     # THEN the upload was aborted after the last attempt, and no summary marks anything complete
     # (errors.jsonl, completed before the scored file, may exist: only summary.json says "done")

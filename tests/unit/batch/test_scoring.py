@@ -7,6 +7,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,11 @@ def run(s3: Any, service: Service, key: str, data: bytes, **kw: Any) -> dict[str
     s3.put_object(Bucket=BUCKET, Key=key, Body=data)
     config = kw.pop("config", CONFIG)
     return score_object(s3, service.runtime, service.validator, config, bucket=BUCKET, key=key, **kw)
+
+
+def score_again(s3: Any, service: Service, key: str, **kw: Any) -> dict[str, Any]:
+    """Score an object already in the bucket, as a (re)delivered event does."""
+    return score_object(s3, service.runtime, service.validator, CONFIG, bucket=BUCKET, key=key, **kw)
 
 
 def read(s3: Any, key: str) -> bytes:
@@ -276,12 +282,119 @@ def test_an_object_over_the_size_limit_is_refused_up_front(s3: Any, penguins: Se
     )
 
 
-def test_a_missing_object_raises_so_lambda_retries(s3: Any, penguins: Service) -> None:
-    # GIVEN an event for an object that cannot be read (here: it does not exist)
-    # THEN the error propagates (retry, then the on-failure queue) and nothing is written
-    with pytest.raises(s3.exceptions.NoSuchKey):
-        score_object(s3, penguins.runtime, penguins.validator, CONFIG, bucket=BUCKET, key="incoming/gone.csv")
-    assert keys_under(s3, "scored/") == []
+def test_a_missing_object_is_a_permanent_failure_not_a_retry(s3: Any, penguins: Service) -> None:
+    # GIVEN an event for an object deleted before it could be scored
+    # WHEN scored
+    summary = score_object(
+        s3, penguins.runtime, penguins.validator, CONFIG, bucket=BUCKET, key="incoming/gone.csv", etag="abc"
+    )
+    # THEN nothing is raised (a retry would find it gone again): a failed summary says why,
+    # under the key the event's ETag names, and nothing else is written
+    assert summary["status"] == "failed"
+    assert summary["error"]["code"] == "not_found"
+    assert "NoSuchKey" in summary["error"]["message"]
+    assert summary["input"]["etag"] == "abc"
+    assert keys_under(s3, "scored/") == ["scored/gone.csv/etag=abc/model=penguins-1.0.0/summary.json"]
+
+
+def test_a_removed_version_is_a_permanent_failure_too(s3: Any, penguins: Service) -> None:
+    # GIVEN a versioned bucket and an event naming a version that no longer exists
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    data = csv_bytes(sample_rows(penguins.manifest, 3), penguins.manifest.feature_names)
+    version = s3.put_object(Bucket=BUCKET, Key="incoming/v.csv", Body=data)["VersionId"]
+    s3.delete_object(Bucket=BUCKET, Key="incoming/v.csv", VersionId=version)
+    # WHEN scored THEN the failure is permanent and named
+    summary = score_object(
+        s3,
+        penguins.runtime,
+        penguins.validator,
+        CONFIG,
+        bucket=BUCKET,
+        key="incoming/v.csv",
+        version_id=version,
+    )
+    assert (summary["status"], summary["error"]["code"]) == ("failed", "not_found")
+
+
+def test_an_object_already_scored_is_skipped_not_redone(s3: Any, penguins: Service) -> None:
+    # GIVEN a file scored once (the bucket versioned, so every rewrite would show)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    data = csv_bytes(sample_rows(penguins.manifest, 20), penguins.manifest.feature_names)
+    first = run(s3, penguins, "incoming/once.csv", data)
+    # WHEN the same event is delivered again (a retry of an event with another, failed record)
+    again = score_object(
+        s3, penguins.runtime, penguins.validator, CONFIG, bucket=BUCKET, key="incoming/once.csv"
+    )
+    # THEN it is skipped, pointing at the outputs of the first run, and nothing is rewritten
+    assert again["status"] == "skipped"
+    assert again["output"] == first["output"]
+    assert again["rows"] == first["rows"]
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix="scored/once.csv/")["Versions"]
+    assert len(versions) == 3
+
+
+def test_a_new_model_or_a_failed_run_is_scored_again(s3: Any, penguins: Service) -> None:
+    # GIVEN a file scored by this model, and a header-less file that failed
+    rows = sample_rows(penguins.manifest, 5)
+    run(s3, penguins, "incoming/m.csv", csv_bytes(rows, penguins.manifest.feature_names))
+    bad = run(s3, penguins, "incoming/bad.csv", b"Biscoe,39.1,18.7,181,3750,male\n")
+    assert bad["status"] == "failed"
+    # WHEN the same version string comes with other model bytes (another sha256), or the failed
+    # file's event is delivered again
+    other = ModelRuntime(
+        replace(penguins.manifest, sha256="0" * 64), penguins.runtime.session, penguins.runtime.model_dir
+    )
+    rescored = score_object(s3, other, penguins.validator, CONFIG, bucket=BUCKET, key="incoming/m.csv")
+    retried = score_object(
+        s3, penguins.runtime, penguins.validator, CONFIG, bucket=BUCKET, key="incoming/bad.csv"
+    )
+    # THEN both are scored again: only a success with the same bytes and model is final
+    assert rescored["status"] == "succeeded"
+    assert rescored["model"]["sha256"] == "0" * 64
+    assert retried["status"] == "failed"
+
+
+@pytest.mark.parametrize("records", [2_000, 10_000], ids=["under-the-csv-field-limit", "over-it"])
+def test_an_unclosed_quote_loses_no_row_and_every_line_adds_up(
+    s3: Any, penguins: Service, records: int
+) -> None:
+    # GIVEN the issue's file: an opening quote never closed at record 1,000, no id column
+    header = ",".join(penguins.manifest.feature_names)
+    lines = [header] + ["Biscoe,37.7,18.7,180,3600,male"] * records
+    lines[1000] = '"' + lines[1000]
+    # WHEN scored
+    summary = run(s3, penguins, "incoming/unclosed.csv", ("\n".join(lines) + "\n").encode())
+    # THEN record 1,000 is rejected on line 1,001 with its raw text; every other row is scored
+    assert summary["status"] == "succeeded"
+    assert summary["rows"] == {"read": records, "scored": records - 1, "rejected": 1}
+    assert summary["lines"] == {
+        "total": records + 1,
+        "header": 1,
+        "blank": 0,
+        "scored": records - 1,
+        "rejected": 1,
+    }
+    [error] = [json.loads(line) for line in read(s3, summary["output"]["errors"]).splitlines()]
+    assert (error["row"], error["line"], error["input"]) == (1000, 1001, lines[1000])
+    assert error["errors"][0]["code"] == "malformed_csv"
+    scored = csv.DictReader(io.StringIO(read(s3, summary["output"]["scored"]).decode()))
+    assert [int(r["row"]) for r in scored] == [n for n in range(1, records + 1) if n != 1000]
+
+
+def test_rows_spanning_lines_and_blank_lines_are_counted_in_the_summary(s3: Any, penguins: Service) -> None:
+    # GIVEN an id with a line break on a bad row (unknown island), blank lines, and a short row
+    names = penguins.manifest.feature_names
+    rows = [{**r, "id": f"r{i}"} for i, r in enumerate(sample_rows(penguins.manifest, 3, seed=12))]
+    rows[1]["island"] = "Atlantis"
+    rows[1]["id"] = "two\nlines"
+    data = csv_bytes(rows, ["id", *names]) + b"\n  \nx,Biscoe\n"
+    # WHEN scored
+    summary = run(s3, penguins, "incoming/spans.csv", data)
+    # THEN the two-line row is rejected with the lines it covers; the counts add up to the file
+    errors = [json.loads(line) for line in read(s3, summary["output"]["errors"]).splitlines()]
+    assert [(e["row"], e["line"], e.get("end_line")) for e in errors] == [(2, 3, 4), (4, 8, None)]
+    assert summary["rows"] == {"read": 4, "scored": 2, "rejected": 2}
+    assert summary["lines"] == {"total": 8, "header": 1, "blank": 2, "scored": 2, "rejected": 3}
 
 
 def test_large_outputs_use_multipart_parts(s3: Any, penguins: Service) -> None:
@@ -340,8 +453,10 @@ def test_batch_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
         "BATCH_TIME_MARGIN_MS": "1000",
         "BATCH_ID_COLUMN": "",
         "BATCH_MAX_BYTES": "10",
+        "BATCH_MAX_TEXT_CELL_CHARS": "2000",
     }.items():
         monkeypatch.setenv(name, value)
     cfg = BatchConfig.from_env()
     assert (cfg.input_prefix, cfg.output_prefix, cfg.chunk_rows) == ("in/", "out/", 500)
     assert (cfg.time_margin_ms, cfg.id_column, cfg.max_bytes) == (1000, None, 10)
+    assert cfg.max_text_cell_chars == 2000

@@ -3,7 +3,9 @@ guarantees for the batch path (recursion guard, least privilege, on-failure dest
 
 from __future__ import annotations
 
+import copy
 import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +15,7 @@ from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
 from functions.batch import app
+from onnxlambda.batch.event import BatchEventError
 from onnxlambda.batch.s3 import S3ClientSettings
 from onnxlambda.serving.service import get_service
 from onnxlambda_cli.stamp import load_template
@@ -88,12 +91,107 @@ def test_an_event_for_the_output_prefix_is_refused(s3: Any, lambda_context: Fake
     assert keys(s3, "") == []
 
 
-@pytest.mark.filterwarnings("ignore:No application metrics")  # nothing to count for a failed event
-def test_a_missing_object_raises_for_retry_and_the_on_failure_queue(
+def test_a_missing_object_is_reported_not_retried(s3: Any, lambda_context: FakeLambdaContext) -> None:
+    # GIVEN a put event for an object that was deleted before the function ran
+    # WHEN handled
+    result = app.lambda_handler(load_event("s3_put_csv"), lambda_context)
+    # THEN the handler returns (no retry can bring it back), with a failed summary saying why
+    [one] = result["results"]
+    assert (one["status"], one["error"]["code"]) == ("failed", "not_found")
+    assert keys(s3, "scored/") == [one["summary"]]
+
+
+def event_for(*objects: tuple[str, str]) -> dict[str, Any]:
+    """One S3 event with a record per (bucket, key), from events/s3_put_csv.json."""
+    template = load_event("s3_put_csv")
+    records = []
+    for bucket, key in objects:
+        record = copy.deepcopy(template["Records"][0])
+        record["s3"]["bucket"]["name"] = bucket
+        record["s3"]["object"]["key"] = key
+        records.append(record)
+    return {"Records": records}
+
+
+def put_csv(s3: Any, key: str, rows: int, bucket: str = BUCKET) -> None:
+    manifest = get_service().manifest
+    s3.put_object(Bucket=bucket, Key=key, Body=csv_bytes(sample_rows(manifest, rows), manifest.feature_names))
+
+
+def summary_versions(s3: Any) -> dict[str, int]:
+    listing = s3.list_object_versions(Bucket=BUCKET, Prefix="scored/").get("Versions", [])
+    return dict(Counter(v["Key"] for v in listing if v["Key"].endswith("summary.json")))
+
+
+def test_every_record_is_scored_then_the_event_fails_once_and_the_retry_redoes_only_the_failure(
     s3: Any, lambda_context: FakeLambdaContext
 ) -> None:
-    with pytest.raises(s3.exceptions.NoSuchKey):
-        app.lambda_handler(load_event("s3_put_csv"), lambda_context)
+    # GIVEN an event of three records whose second cannot be read yet (its bucket is missing:
+    # S3 answers NoSuchBucket, an error the retry may not meet again)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    other = "onnxlambda-other-bucket"
+    put_csv(s3, "incoming/a.csv", 10)
+    put_csv(s3, "incoming/c.csv", 30)
+    event = event_for((BUCKET, "incoming/a.csv"), (other, "incoming/b.csv"), (BUCKET, "incoming/c.csv"))
+    # WHEN the event is handled
+    with pytest.raises(BatchEventError) as failed:
+        app.lambda_handler(event, lambda_context)
+    # THEN the records after the failed one were scored too, and the event failed once at the end,
+    # naming the object left to the retry and why
+    assert f"{other}/incoming/b.csv: NoSuchBucket" in str(failed.value)
+    assert "1 of 3 objects" in str(failed.value)
+    done = summary_versions(s3)
+    assert [k.split("/")[1] for k in sorted(done)] == ["a.csv", "c.csv"]
+    # WHEN the object can be read and Lambda retries the same event
+    s3.create_bucket(Bucket=other)
+    put_csv(s3, "incoming/b.csv", 20, bucket=other)
+    result = app.lambda_handler(event, lambda_context)
+    # THEN only the failed object is scored; the finished ones are skipped, not rewritten
+    assert [(r["key"], r["status"]) for r in result["results"]] == [
+        ("incoming/a.csv", "skipped"),
+        ("incoming/b.csv", "succeeded"),
+        ("incoming/c.csv", "skipped"),
+    ]
+    assert [r["rows"]["scored"] for r in result["results"]] == [10, 20, 30]
+    assert summary_versions(s3) == done  # one version each: nothing rewritten
+
+
+class RunningOut(BatchContext):
+    """Plenty of time for the first `generous` questions, then less than the safety margin."""
+
+    def __init__(self, generous: int) -> None:
+        super().__init__(function_name="onnxlambda-batch")
+        self.generous = generous
+
+    def get_remaining_time_in_millis(self) -> int:
+        self.generous -= 1
+        return 900_000 if self.generous >= 0 else 5_000
+
+
+@pytest.mark.parametrize(
+    ("generous", "second"),
+    [(1, None), (2, "time_budget_exceeded")],
+    ids=["not-started", "started-and-ran-out"],
+)
+def test_objects_left_without_time_are_retried(s3: Any, generous: int, second: str | None) -> None:
+    # GIVEN two small files in one event, and a budget spent once the first is scored: before
+    # the second starts, or part-way through it
+    put_csv(s3, "incoming/first.csv", 5)
+    put_csv(s3, "incoming/second.csv", 5)
+    event = event_for((BUCKET, "incoming/first.csv"), (BUCKET, "incoming/second.csv"))
+    # WHEN handled
+    with pytest.raises(BatchEventError, match=r"second\.csv: Deferred"):
+        app.lambda_handler(event, RunningOut(generous))
+    # THEN the second is left to the retry: not started (no summary), or with its failed report
+    codes = {}
+    for key in keys(s3, "scored/"):
+        if key.endswith("summary.json"):
+            summary = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+            codes[key.split("/")[1]] = (summary.get("error") or {}).get("code")
+    assert codes == ({"first.csv": None} if second is None else {"first.csv": None, "second.csv": second})
+    # AND the retry, with a fresh budget, scores it and skips the first
+    result = app.lambda_handler(event, BatchContext(function_name="onnxlambda-batch"))
+    assert [r["status"] for r in result["results"]] == ["skipped", "succeeded"]
 
 
 # -- template -------------------------------------------------------------------------------------
@@ -122,8 +220,12 @@ def test_batch_role_reads_only_input_and_writes_only_output(template: dict[str, 
     read, write = statements["ReadInputPrefixOnly"], statements["WriteOutputPrefixOnly"]
     assert set(read["Action"]) == {"s3:GetObject", "s3:GetObjectVersion"}
     assert read["Resource"]["Fn::Sub"][0].endswith("/${BatchInputPrefix}*")
-    assert set(write["Action"]) == {"s3:PutObject", "s3:AbortMultipartUpload"}
+    # (reading back its own summaries: a retry skips what is already scored)
+    assert set(write["Action"]) == {"s3:PutObject", "s3:AbortMultipartUpload", "s3:GetObject"}
     assert write["Resource"]["Fn::Sub"][0].endswith("/${BatchOutputPrefix}*")
+    listing = statements["ListOutputPrefixOnly"]
+    assert listing["Action"] == "s3:ListBucket"
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${BatchOutputPrefix}*"}}}
     # the bucket the policy names is the bucket the function is told to use
     bucket = template["Resources"]["BatchBucket"]["Properties"]["BucketName"]["Fn::Sub"]
     env = template["Resources"]["BatchFunction"]["Properties"]["Environment"]["Variables"]["BATCH_BUCKET"]
@@ -131,7 +233,8 @@ def test_batch_role_reads_only_input_and_writes_only_output(template: dict[str, 
     for statement in (read, write):
         assert statement["Resource"]["Fn::Sub"][0].startswith(f"arn:${{AWS::Partition}}:s3:::{bucket[0]}/")
         assert statement["Resource"]["Fn::Sub"][1] == bucket[1]
-    assert set(statements) == {"ReadInputPrefixOnly", "WriteOutputPrefixOnly"}
+    assert listing["Resource"]["Fn::Sub"] == [f"arn:${{AWS::Partition}}:s3:::{bucket[0]}", bucket[1]]
+    assert set(statements) == {"ReadInputPrefixOnly", "WriteOutputPrefixOnly", "ListOutputPrefixOnly"}
 
 
 def test_bucket_is_encrypted_private_versioned_and_tls_only(template: dict[str, Any]) -> None:

@@ -5,8 +5,14 @@ its ETag and the model version (so a retry of the same event overwrites, never d
 
     <output prefix><input key minus input prefix>/etag=<etag>/model=<name>-<version>/
         scored.csv|scored.jsonl   one row per scored input row: row number, id, pass-through, prediction
-        errors.jsonl              one line per rejected row: row, line, every reason, the raw input
-        summary.json              counts, duration, model identity, drift (PSI/JS, bin counts) vs the manifest
+        errors.jsonl              one line per rejected row: row, line (and end_line), every reason,
+                                  the raw input
+        summary.json              counts of rows and of physical lines, duration, model identity,
+                                  drift (PSI/JS, bin counts) vs the manifest
+
+Every physical line is accounted for: lines.total = header + blank + lines of scored rows + lines
+of rejected rows (onnxlambda.batch.readers); a file for which that does not hold fails
+(`accounting_mismatch`) rather than pass for a success.
 
 Memory is bounded by the chunk size and the multipart part size, not by the file: rows are
 read, validated, scored and written one chunk at a time.
@@ -14,23 +20,28 @@ read, validated, scored and written one chunk at a time.
 Failure policy:
 - a bad row: rejected into errors.jsonl, the rest is scored;
 - a file that cannot be read (empty, not UTF-8, binary, no header, missing columns, unknown
-  format): no scored file; summary.json with status "failed" and the reason; input untouched;
+  format) or an object that is gone (NoSuchKey / NoSuchVersion: `not_found`): no scored file;
+  summary.json with status "failed" and the reason; input untouched; nothing raised, as a retry
+  would fail the same way;
 - the time budget running out: the same clear failure report (status "failed",
   code "time_budget_exceeded") written before Lambda would kill the invocation;
+- an object whose succeeded summary for the same ETag and model (sha256) exists: "skipped",
+  nothing rewritten (a retried event redoes only what failed; onnxlambda.batch.event);
 - anything else (S3 unreachable or throttling after the client's retries, access denied, a
-  bug): parts are aborted and the exception is raised, so Lambda retries the event and finally
-  sends it to the on-failure destination.
+  bug): parts are aborted and the exception is raised; the event's other objects are still
+  scored, then Lambda retries the event and finally sends it to the on-failure destination.
 
 What a consumer may rely on (the completion contract): the scored and errors files appear only
 when their upload completes, and that happens only after the whole input was read and scored;
-errors.jsonl is completed first, then the scored file, then summary.json is written last. So
-summary.json with status "succeeded" is the marker that the two files hold every row; a run
-killed at any point before it (Lambda's timeout, a crash) leaves no scored file or an older
-complete one of the same input, never a partial one, and the retried event rewrites all three.
+the two complete side by side (each its own round trip), and summary.json is written only once
+both have. So summary.json with status "succeeded" is the marker that the two files hold every
+row; a run killed at any point before it (Lambda's timeout, a crash) leaves no scored file or an
+older complete one of the same input, never a partial one, and the retried event rewrites all
+three.
 
 Rows written to errors.jsonl pass through the configured `Redactor` (REDACT_FIELDS): a
 redacted field's value and any message quoting it are replaced; raw input that cannot be
-mapped to fields (a CSV record with the wrong field count, a line that is not a JSON object)
+mapped to fields (a CSV record with the wrong field count, a line that could not be parsed)
 is withheld whole while redaction is configured.
 """
 
@@ -43,15 +54,18 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from onnxlambda.batch.files import CONTENT_TYPES, FileError, Format, byte_chunks, detect_format, text_lines
-from onnxlambda.batch.readers import Chunk, CsvReader, RejectedRow, reader_for
-from onnxlambda.batch.writer import MIN_PART_BYTES, MultipartWriter, S3Client
+from onnxlambda.batch.readers import TEXT_CELL_CHARS, Chunk, CsvReader, LineCounts, RejectedRow, reader_for
+from onnxlambda.batch.writer import MIN_PART_BYTES, MultipartWriter, S3Client, background
+from onnxlambda.codecs import fastjson
 from onnxlambda.contract.manifest import ClassificationOutput, Manifest
 from onnxlambda.contract.redaction import REDACTED, Redactor
 from onnxlambda.monitoring.drift import BinnedCounts, min_count
@@ -74,6 +88,9 @@ class BatchConfig:
     # Refuse larger objects up front (0: no limit): set it from the measured throughput so a
     # file that cannot finish in one invocation fails in a second, not after 15 minutes.
     max_bytes: int = 0
+    # The longest CSV cell that may hold a line break (id, pass-through text): beyond it, a record
+    # spanning lines is an unbalanced quote (onnxlambda.batch.readers).
+    max_text_cell_chars: int = TEXT_CELL_CHARS
 
     def __post_init__(self) -> None:
         if not self.input_prefix or not self.output_prefix:
@@ -89,6 +106,8 @@ class BatchConfig:
             raise ValueError("chunk_rows must be positive")
         if self.part_bytes < MIN_PART_BYTES:
             raise ValueError(f"part_bytes must be at least {MIN_PART_BYTES}")
+        if self.max_text_cell_chars < 1:
+            raise ValueError("max_text_cell_chars must be positive")
 
     @classmethod
     def from_env(cls) -> BatchConfig:
@@ -103,6 +122,7 @@ class BatchConfig:
             time_margin_ms=int(env.get("BATCH_TIME_MARGIN_MS") or d.time_margin_ms),
             id_column=env.get("BATCH_ID_COLUMN", "id") or None,
             max_bytes=int(env.get("BATCH_MAX_BYTES") or 0),
+            max_text_cell_chars=int(env.get("BATCH_MAX_TEXT_CELL_CHARS") or d.max_text_cell_chars),
         )
 
 
@@ -155,6 +175,8 @@ class _Scorer:
         self.rows_read = 0
         self.rows_scored = 0
         self.rows_rejected = 0
+        self.lines_scored = 0
+        self.lines_rejected = 0
         self.rejected_by_code: dict[str, int] = {}
         baselines = self.manifest.baselines
         self.feature_drift = {
@@ -168,6 +190,7 @@ class _Scorer:
     def score(self, chunk: Chunk, scored: MultipartWriter, errors: MultipartWriter) -> None:
         self.rows_read += chunk.size + len(chunk.rejected)
         rejected = list(chunk.rejected)
+        self.lines_rejected += sum(r.span for r in rejected)
         if chunk.size:
             if chunk.columns is not None:
                 partial = self.validator.validate_columns(chunk.columns, chunk.size)
@@ -177,8 +200,10 @@ class _Scorer:
             for i, errs in partial.errors.items():
                 row = chunk.numbers[i]
                 fixed = [replace(e, row=row) for e in errs]  # chunk index -> row number in the file
-                line = chunk.lines[i] if chunk.lines else None
-                rejected.append(RejectedRow(row, fixed, chunk.raw(i), line))
+                rejected.append(RejectedRow(row, fixed, chunk.raw(i), chunk.lines[i], chunk.end_line(i)))
+            bad_lines = chunk.lines_of(partial.errors)
+            self.lines_rejected += bad_lines
+            self.lines_scored += chunk.lines_of(range(chunk.size)) - bad_lines
             if partial.rows:
                 prediction = self.runtime.run(partial.columns, partial.rows)
                 self._count_drift(partial, prediction)
@@ -218,11 +243,8 @@ class _Scorer:
 
     # -- output rows --------------------------------------------------------------------------
 
-    def _prediction_columns(
-        self, prediction: Prediction, *, text: bool = False
-    ) -> tuple[list[str], list[list[Any]]]:
-        """Column names and values; `text`: numbers already formatted for CSV (a C-level map
-        over the column, much faster than the csv module formatting value by value)."""
+    def _prediction_columns(self, prediction: Prediction) -> tuple[list[str], list[list[Any]]]:
+        """Column names and values (probabilities rounded to 6 decimals)."""
         out = self.manifest.output
         if isinstance(out, ClassificationOutput):
             assert prediction.labels is not None
@@ -230,22 +252,18 @@ class _Scorer:
             if prediction.probabilities is not None:
                 probs = np.round(prediction.probabilities.astype(np.float64), 6)
                 names += [f"probability_{label}" for label in out.labels]
-                for j in range(probs.shape[1]):
-                    col: list[Any] = probs[:, j].tolist()
-                    # in [0, 1] and rounded to 6 decimals: 6 significant digits are exact
-                    cols.append(list(map(_PROBABILITY, col)) if text else col)
+                cols += [probs[:, j].tolist() for j in range(probs.shape[1])]
             return names, cols
         assert prediction.values is not None
-        values: list[Any] = prediction.values.tolist()
-        return [out.name], [list(map(repr, values)) if text else values]
+        return [out.name], [prediction.values.tolist()]
 
     def _render(self, chunk: Chunk, partial: PartialBatch, prediction: Prediction) -> bytes:
         good = partial.good.tolist()
-        numbers = [chunk.numbers[i] for i in good]
-        names, pred_cols = self._prediction_columns(prediction, text=self.fmt == "csv")
+        numbers = [chunk.numbers[i] for i in good] if partial.errors else list(chunk.numbers)
         carry = [chunk.carry[i] for i in good] if chunk.carry is not None else None
         if self.fmt == "csv":
-            return self._render_csv(numbers, carry, names, pred_cols)
+            return self._render_csv(numbers, carry, prediction)
+        names, pred_cols = self._prediction_columns(prediction)
         pred_rows = list(zip(*pred_cols, strict=True))
         lines = []
         for j, n in enumerate(numbers):
@@ -253,7 +271,7 @@ class _Scorer:
             if carry is not None:
                 obj.update(carry[j])
             obj.update(self._prediction_object(names, pred_rows[j]))
-            lines.append(json.dumps(obj, default=str))
+            lines.append(fastjson.dumps(obj))
         return ("\n".join(lines) + "\n").encode("utf-8")
 
     def _prediction_object(self, names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
@@ -262,15 +280,31 @@ class _Scorer:
             return {"label": values[0], "probabilities": dict(zip(out.labels, values[1:], strict=True))}
         return dict(zip(names, values, strict=True))
 
+    def _prediction_text(self, prediction: Prediction) -> tuple[list[str], list[list[str]]]:
+        """CSV header names and text columns of the prediction. The probabilities of a row come
+        as one text cell group ("0.123456,0.000012,0.876532"), formatted in numpy: formatting
+        each probability in Python was the largest cost of a chunk after parsing."""
+        out = self.manifest.output
+        if isinstance(out, ClassificationOutput):
+            assert prediction.labels is not None
+            labels = list(prediction.labels)
+            # labels are few distinct strings: checked once each, quoted only if one must be
+            quote = any(_csv_field(v) != v for v in set(labels))
+            cols = [[_csv_field(v) for v in labels] if quote else labels]
+            names = ["label"]
+            if prediction.probabilities is not None:
+                names += [f"probability_{label}" for label in out.labels]
+                cols.append(_fixed6(prediction.probabilities))
+            return names, cols
+        assert prediction.values is not None
+        return [out.name], [list(map(repr, prediction.values.tolist()))]
+
     def _render_csv(
-        self,
-        numbers: list[int],
-        carry: list[dict[str, Any]] | None,
-        names: list[str],
-        pred_cols: list[list[Any]],
+        self, numbers: list[int], carry: list[dict[str, Any]] | None, prediction: Prediction
     ) -> bytes:
         """CSV lines joined column-wise; only carried values and labels may need quoting."""
         header = ""
+        names, pred_cols = self._prediction_text(prediction)
         carry_names = list(carry[0]) if carry else []
         if self._csv_header is None:
             self._csv_header = ["row", *carry_names, *names]
@@ -280,16 +314,13 @@ class _Scorer:
         columns: list[list[str]] = [list(map(str, numbers))]
         if carry:
             columns += [[_csv_field(str(c.get(k, ""))) for c in carry] for k in carry_names]
-        for name, col in zip(names, pred_cols, strict=True):
-            # numbers never need quoting; labels are few distinct strings, checked once each
-            quote = name == "label" and any(_csv_field(v) != v for v in set(col))
-            columns.append([_csv_field(v) for v in col] if quote else col)
+        columns += pred_cols
         return (header + "\n".join(map(",".join, zip(*columns, strict=True))) + "\n").encode("utf-8")
 
     def finish_csv_header(self, carry_names: list[str], scored: MultipartWriter) -> None:
         """A CSV with no scored row still gets its header, so consumers can always parse it."""
         if self._csv_header is None:
-            names, _ = self._prediction_columns(_empty_prediction(self.manifest))
+            names, _ = self._prediction_text(_empty_prediction(self.manifest))
             self._csv_header = ["row", *carry_names, *names]
             buffer = io.StringIO()
             csv.writer(buffer, lineterminator="\n").writerow(self._csv_header)
@@ -326,7 +357,26 @@ def _empty_prediction(manifest: Manifest) -> Prediction:
     return Prediction(labels=None, probabilities=None, values=np.zeros(0))
 
 
-_PROBABILITY = "{:.6g}".format
+def _fixed6(probabilities: npt.NDArray[Any]) -> list[str]:
+    """Per row, its probabilities with 6 decimals ("%.6f", the values of np.round(p, 6)) joined
+    by commas. Digits are computed on the whole [N, C] array and the text of a row is made once,
+    instead of one Python format call per probability."""
+    k = np.rint(probabilities.astype(np.float64) * 1e6)
+    n, c = k.shape
+    if not n or not c or not (np.isfinite(k).all() and k.min() >= 0 and k.max() < 10_000_000):
+        return [",".join(f"{v:.6f}" for v in row) for row in probabilities.astype(np.float64).tolist()]
+    rest = k.astype(np.int64)
+    text = np.empty((n, c, 9), dtype=np.uint8)  # "d.dddddd," per probability
+    for pos in range(7, 1, -1):
+        rest, digit = np.divmod(rest, 10)
+        text[:, :, pos] = digit + 48
+    text[:, :, 1] = ord(".")
+    text[:, :, 0] = rest + 48
+    text[:, :, 8] = ord(",")
+    width = 9 * c - 1  # the row's last comma dropped
+    cells = np.ascontiguousarray(text.reshape(n, 9 * c)[:, :width])
+    strings: list[str] = cells.view(f"S{width}").ravel().astype(f"U{width}").tolist()
+    return strings
 
 
 def _csv_field(value: str) -> str:
@@ -349,6 +399,20 @@ def _etag(raw: str | None) -> str:
     return (raw or "").strip('"')
 
 
+# S3 error codes that mean the object named in the event is gone for good: deleted (or that
+# version removed) before it could be scored. A retry would find it gone again.
+GONE = frozenset({"NoSuchKey", "NoSuchVersion"})
+
+
+def s3_error_code(exc: BaseException) -> str | None:
+    """S3's error code (SlowDown, NoSuchKey, ...) of a botocore ClientError, else None."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
 def score_object(
     s3: S3Client,
     runtime: ModelRuntime,
@@ -358,10 +422,18 @@ def score_object(
     bucket: str,
     key: str,
     version_id: str | None = None,
+    etag: str | None = None,
     remaining_ms: Callable[[], int] | None = None,
     redactor: Redactor | None = None,
 ) -> dict[str, Any]:
-    """Score one object; return the summary (also written to S3 unless the key was refused)."""
+    """Score one object; return the summary (also written to S3 unless the key was refused or
+    the object was already scored).
+
+    `etag` is the event's (it names the output when the object is gone). Statuses: "succeeded",
+    "failed" (the file or the object cannot be scored; retrying would not help), "skipped" (a
+    succeeded summary for this object's ETag and this model already exists: a retried event
+    does not redo it), "refused" (recursion guard). Anything else raises (see module docstring).
+    """
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = runtime.manifest
@@ -382,13 +454,33 @@ def score_object(
         fmt = detect_format(key)
     except FileError as exc:
         failure = exc
-    request: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if version_id:
-        request["VersionId"] = version_id
-    obj = s3.get_object(**request)  # a missing object or a denied read raises: Lambda retries
-    etag = _etag(obj.get("ETag"))
-    keys = output_keys(config, key, etag, manifest, fmt)
+    # Was it scored already (a retried event)? Asked for the event's ETag while the object is
+    # opened, and answered while its first chunk is scored: nothing waits for it but the second
+    # chunk (or the end of a one-chunk file). Asked again if the object has another ETag.
+    said = _etag(etag)
+    check = (
+        background().submit(
+            _already_scored, s3, bucket, _summary_key(config, key, said, manifest), said, manifest
+        )
+        if said
+        else None
+    )
+    obj, gone = _open(s3, bucket, key, version_id, etag)
+    etag = _etag(obj.get("ETag")) or "unknown"
+    if gone is not None:
+        fmt, failure = None, gone
+    elif check is None or etag != said:
+        check = background().submit(
+            _already_scored, s3, bucket, _summary_key(config, key, etag, manifest), etag, manifest
+        )
+    gate = _Gate(check if gone is None else None)
     size = int(obj.get("ContentLength") or 0)
+    if failure is None and config.max_bytes and size > config.max_bytes:
+        failure = FileError(
+            "too_large",
+            f"the object is {size} bytes; one invocation scores at most {config.max_bytes} "
+            "(BATCH_MAX_BYTES): split it and upload the parts",
+        )
     source = {
         "bucket": bucket,
         "key": key,
@@ -397,34 +489,22 @@ def score_object(
         "bytes": size,
         "format": fmt,
     }
-    if failure is None and config.max_bytes and size > config.max_bytes:
-        failure = FileError(
-            "too_large",
-            f"the object is {size} bytes; one invocation scores at most {config.max_bytes} "
-            "(BATCH_MAX_BYTES): split it and upload the parts",
-        )
+    keys = output_keys(config, key, etag, manifest, fmt)
     scorer = _Scorer(runtime, validator, fmt or "csv", config.id_column, redactor)
-    scored = MultipartWriter(s3, bucket, keys.scored, CONTENT_TYPES[fmt or "csv"], config.part_bytes)
-    errors = MultipartWriter(s3, bucket, keys.errors, "application/x-ndjson", config.part_bytes)
     try:
-        if failure is None and fmt is not None:
-            _stream(obj["Body"], fmt, scorer, config, scored, errors, remaining_ms)
-    except FileError as exc:
-        failure = exc
-    except BaseException:
-        _abort(scored, errors)
-        raise
-    finally:
-        obj["Body"].close()
-    try:
-        # Errors first, scored second, summary last: see the completion contract above.
-        for writer in (errors, scored):  # complete the uploads, or discard every part
-            writer.close() if failure is None else writer.abort()
-    except BaseException:
-        _abort(scored, errors)  # a no-op for a writer already completed
-        raise
-
+        writers, counts, failure = _score_body(
+            s3, obj["Body"], bucket, keys, fmt, failure, scorer, config, remaining_ms, gate
+        )
+        if failure is not None:
+            _abort(*writers)
+            gate.verify()  # never overwrite an earlier success with a failure of the same bytes
+    except _AlreadyScored as done:
+        log.info("object already scored: %s", keys.summary)
+        return {**done.summary, "status": "skipped", "reason": f"already scored: {keys.summary}"}
     ok = failure is None
+    closing = _complete(*writers) if ok else None
+    drift = scorer.drift() if ok else None  # computed while the two files complete
+    _wait(closing, writers)
     summary: dict[str, Any] = {
         "status": "succeeded" if ok else "failed",
         "input": source,
@@ -436,10 +516,17 @@ def score_object(
         },
         "model": model,
         "rows": {"read": scorer.rows_read, "scored": scorer.rows_scored, "rejected": scorer.rows_rejected},
+        "lines": {
+            "total": counts.total,
+            "header": counts.header,
+            "blank": counts.blank,
+            "scored": scorer.lines_scored,
+            "rejected": scorer.lines_rejected,
+        },
         "rejected_by_code": dict(sorted(scorer.rejected_by_code.items())),
         "started_at": started_at,
         "duration_ms": round((time.perf_counter() - started) * 1000.0, 1),
-        "drift": scorer.drift() if ok else None,
+        "drift": drift,
     }
     if failure is not None:
         summary["error"] = {"code": failure.code, "message": failure.message}
@@ -450,6 +537,122 @@ def score_object(
         ContentType="application/json",
     )
     return summary
+
+
+def _open(
+    s3: S3Client, bucket: str, key: str, version_id: str | None, etag: str | None
+) -> tuple[dict[str, Any], FileError | None]:
+    """GetObject; an object that is gone is a permanent failure (an empty stand-in with the
+    event's ETag, and the reason), anything else S3 refuses raises so that Lambda retries."""
+    request: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if version_id:
+        request["VersionId"] = version_id
+    try:
+        return dict(s3.get_object(**request)), None
+    except Exception as exc:
+        code = s3_error_code(exc)
+        if code not in GONE:
+            raise
+        missing = {"ETag": etag, "VersionId": version_id, "ContentLength": 0, "Body": io.BytesIO()}
+        return missing, FileError("not_found", f"the object is gone ({code}): deleted before it was scored")
+
+
+def _score_body(  # noqa: PLR0917 - one call site; the pieces of one file's run
+    s3: S3Client,
+    body: Any,
+    bucket: str,
+    keys: OutputKeys,
+    fmt: Format | None,
+    failure: FileError | None,
+    scorer: _Scorer,
+    config: BatchConfig,
+    remaining_ms: Callable[[], int] | None,
+    gate: _Gate,
+) -> tuple[tuple[MultipartWriter, MultipartWriter], LineCounts, FileError | None]:
+    """Stream the body into the scored and errors files (not completed yet); return them,
+    where the file's lines went, and the failure, if any."""
+    scored = MultipartWriter(s3, bucket, keys.scored, CONTENT_TYPES[fmt or "csv"], config.part_bytes)
+    errors = MultipartWriter(s3, bucket, keys.errors, "application/x-ndjson", config.part_bytes)
+    counts = LineCounts()
+    try:
+        if failure is None and fmt is not None:
+            counts = _stream(body, fmt, scorer, config, scored, errors, remaining_ms, gate)
+            for writer in (scored, errors):  # a part upload that failed fails the file here,
+                writer.settle()  # before either file can be completed
+    except FileError as exc:
+        failure = exc
+    except BaseException:
+        _abort(scored, errors)
+        raise
+    finally:
+        body.close()
+    return (scored, errors), counts, failure
+
+
+def _complete(*writers: MultipartWriter) -> list[Future[None]]:
+    """Start completing the uploads side by side (each its own S3 round trip); see `_wait`."""
+    return [background().submit(w.close) for w in writers]
+
+
+def _wait(closing: list[Future[None]] | None, writers: tuple[MultipartWriter, ...]) -> None:
+    """Wait for every completion; if one failed, discard what is left and raise its error. The
+    summary is written only after this returns: see the completion contract above."""
+    error: BaseException | None = None
+    for future in closing or ():
+        error = error or future.exception()
+    if error is not None:
+        _abort(*writers)  # a no-op for a writer already completed
+        raise error
+
+
+class _AlreadyScored(Exception):  # noqa: N818 - a way out, not an error
+    def __init__(self, summary: dict[str, Any]) -> None:
+        super().__init__(summary["output"]["summary"])
+        self.summary = summary
+
+
+class _Gate:
+    """The answer to "scored already?", asked in the background and waited for only when a
+    second chunk would be scored, or before any output is completed or any summary written."""
+
+    def __init__(self, check: Future[dict[str, Any] | None] | None) -> None:
+        self._check = check
+
+    def verify(self) -> None:
+        """Raise _AlreadyScored if a succeeded summary of these bytes and this model exists
+        (S3 errors of the check raise here, in the caller's thread)."""
+        previous = self._check.result() if self._check is not None else None
+        if previous is not None:
+            raise _AlreadyScored(previous)
+
+
+def _summary_key(config: BatchConfig, key: str, etag: str, manifest: Manifest) -> str:
+    return output_keys(config, key, etag, manifest, None).summary
+
+
+def _already_scored(
+    s3: S3Client, bucket: str, summary_key: str, etag: str, manifest: Manifest
+) -> dict[str, Any] | None:
+    """The summary of an earlier run that scored these very bytes with this very model, if any.
+
+    Listed first (s3:ListBucket on the output prefix), so a missing summary is an empty listing
+    rather than a 403/404 to tell apart; read only when it exists."""
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=summary_key, MaxKeys=1)
+    if not any(o.get("Key") == summary_key for o in listing.get("Contents") or ()):
+        return None
+    body = s3.get_object(Bucket=bucket, Key=summary_key)["Body"]
+    try:
+        previous: dict[str, Any] = json.loads(body.read())
+    except ValueError:
+        return None  # unreadable: score again, which rewrites it
+    finally:
+        body.close()
+    same = (
+        previous.get("status") == "succeeded"
+        and (previous.get("input") or {}).get("etag") == etag
+        and (previous.get("model") or {}).get("sha256") == manifest.sha256
+    )
+    return previous if same else None
 
 
 def _abort(*writers: MultipartWriter) -> None:
@@ -470,11 +673,21 @@ def _stream(  # noqa: PLR0917 - one call site; the pieces of one file's run
     scored: MultipartWriter,
     errors: MultipartWriter,
     remaining_ms: Callable[[], int] | None,
-) -> None:
-    """Read, score and write chunk by chunk; raise FileError for an unreadable file or when the
-    time budget runs out (before the next chunk, never half-way through one)."""
-    reader = reader_for(fmt, scorer.manifest, chunk_rows=config.chunk_rows, id_column=config.id_column)
-    for chunk in reader.chunks(text_lines(byte_chunks(body))):
+    gate: _Gate,
+) -> LineCounts:
+    """Read, score and write chunk by chunk; return where the file's lines went. Raise FileError
+    for an unreadable file, when the time budget runs out (before the next chunk, never half-way
+    through one), or when the lines do not add up (a bug must not pass for a success)."""
+    reader = reader_for(
+        fmt,
+        scorer.manifest,
+        chunk_rows=config.chunk_rows,
+        id_column=config.id_column,
+        max_text_cell_chars=config.max_text_cell_chars,
+    )
+    for n, chunk in enumerate(reader.chunks(text_lines(byte_chunks(body)))):
+        if n == 1:
+            gate.verify()
         left = remaining_ms() if remaining_ms is not None else None
         if left is not None and left < config.time_margin_ms:
             raise FileError(
@@ -484,8 +697,19 @@ def _stream(  # noqa: PLR0917 - one call site; the pieces of one file's run
                 "one invocation, and upload the parts.",
             )
         scorer.score(chunk, scored, errors)
+    gate.verify()
     if isinstance(reader, CsvReader):
         scorer.finish_csv_header(reader.carry_columns, scored)
+    counts = reader.counts
+    accounted = counts.header + counts.blank + scorer.lines_scored + scorer.lines_rejected
+    if accounted != counts.total or scorer.rows_read != scorer.rows_scored + scorer.rows_rejected:
+        raise FileError(
+            "accounting_mismatch",
+            f"{counts.total} lines read but {accounted} accounted for ({counts.header} header, "
+            f"{counts.blank} blank, {scorer.lines_scored} scored, {scorer.lines_rejected} rejected); "
+            "nothing was written but this report: please report this file",
+        )
+    return counts
 
 
-__all__ = ["BatchConfig", "OutputKeys", "output_keys", "refusal", "score_object"]
+__all__ = ["GONE", "BatchConfig", "OutputKeys", "output_keys", "refusal", "s3_error_code", "score_object"]

@@ -1,7 +1,7 @@
 """Dollars per million predictions from measured durations and Lambda's public x86_64 prices.
 
 Assumption (stated in the report): CPU scales with memory. Lambda allots CPU in proportion to the
-memory size, one full vCPU at 1,769 MB; the handler is single-threaded (ORT_INTRA_OP_THREADS=1),
+memory size, one full vCPU at 1,769 MB; the handler is single-threaded (ONNXLAMBDA_ORT_INTRA_OP_THREADS=1),
 so a duration measured on one full core here stands for >= 1,769 MB and stretches by 1,769/M
 below it. Above 1,769 MB a single-threaded handler gets no faster and only costs more.
 """

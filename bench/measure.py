@@ -21,6 +21,7 @@ import numpy as np
 import onnxruntime as ort
 
 from devtools.rie import BuiltFunction, EmulatedFunction
+from onnxlambda import settings
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.validation import Validator
 from onnxlambda.settings import ort_threads
@@ -208,7 +209,9 @@ def floor(
 ) -> dict[int, list[float]]:
     """Bare onnxruntime `session.run` on the same rows, tensors already in memory: the floor."""
     model_dir = _model_dir({"f": fn})
-    threads = ort_threads(fn.environment.get("ORT_INTRA_OP_THREADS", ""), fn.memory_mb)  # as the function
+    threads = ort_threads(
+        settings.get("ORT_INTRA_OP_THREADS", fn.environment), fn.memory_mb
+    )  # as the function
     runtime = ModelRuntime.load(model_dir, intra_op_threads=threads)
     session: ort.InferenceSession = runtime.session
     validator = Validator(runtime.manifest, max_rows=max(row_counts))
@@ -229,7 +232,7 @@ def floor(
 
 
 def _model_dir(fns: dict[str, BuiltFunction]) -> Path:
-    return Path(next(iter(fns.values())).opt_env()["MODEL_DIR"])
+    return Path(next(iter(fns.values())).opt_env()["ONNXLAMBDA_MODEL_DIR"])
 
 
 def _check(name: str, answer: Any) -> None:

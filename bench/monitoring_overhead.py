@@ -5,7 +5,7 @@
 Runs the real API handler (functions/api/app.py) on /predict events with four settings, the
 variants interleaved round-robin so they share the machine's noise:
 
-    off             MONITORING_ENABLED behaviour off, capture off, Powertools metrics disabled
+    off             ONNXLAMBDA_MONITORING_ENABLED behaviour off, capture off, Powertools metrics disabled
     metrics         per-request metrics (EMF line) on, capture off
     metrics+cap10   metrics and capture at a 10% sample rate (the template default)
     metrics+cap100  metrics and capture of every row (worst case)
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("MODEL_DIR", str(ROOT / "models" / "penguins"))
+os.environ.setdefault("ONNXLAMBDA_MODEL_DIR", str(ROOT / "models" / "penguins"))
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "onnxlambda")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "OnnxLambdaBench")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")

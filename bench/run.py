@@ -72,7 +72,7 @@ def run(plan: Plan, out_dir: Path = f.OUT, build_dir: Path = BUILD_DIR) -> dict[
     meta = {
         "started": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _commit(),
-        "model": _model_name(fns[plan.functions[0]].opt_env()["MODEL_DIR"]),
+        "model": _model_name(fns[plan.functions[0]].opt_env()["ONNXLAMBDA_MODEL_DIR"]),
         "quick": plan.quick,
         "cpus": os.cpu_count(),
         "load_start": load_start,

@@ -139,7 +139,7 @@ def put_event(key: str, etag: str, size: int, version_id: str | None) -> dict[st
 
 
 def emulator_env(endpoint: str) -> dict[str, str]:
-    return function_env(endpoint, BATCH_PART_BYTES=str(5 * 1024 * 1024))
+    return function_env(endpoint, ONNXLAMBDA_BATCH_PART_BYTES=str(5 * 1024 * 1024))
 
 
 def _rows_of_scored(data: bytes, key: str) -> list[int]:

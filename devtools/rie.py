@@ -3,7 +3,7 @@
 The emulator binary ships inside aws-sam-cli (samcli/local/rapid/aws-lambda-rie-x86_64). It runs
 `python -m awslambdaric <handler>` exactly as the Lambda base images do. We lay the built layers
 out the way /opt would hold them: layer `python/` directories on PYTHONPATH after the function
-code, and MODEL_DIR pointing at the model layer's `model/` directory.
+code, and ONNXLAMBDA_MODEL_DIR pointing at the model layer's `model/` directory.
 
 The interpreter is the runtime venv (.venv-runtime): it holds only what the python3.13 Lambda
 runtime itself provides (awslambdaric, boto3), so a dependency missing from the layers fails
@@ -135,7 +135,7 @@ class BuiltFunction:
         env = dict(self.environment)
         for d in self.layer_dirs:
             if (d / "model").is_dir():
-                env["MODEL_DIR"] = str(d / "model")
+                env["ONNXLAMBDA_MODEL_DIR"] = str(d / "model")
         env.update(
             {
                 "PYTHONPATH": os.pathsep.join(python_dirs),

@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
 def _example_row(front: Front) -> dict[str, Any]:
     """The first golden-set case of the served model: a request known to be valid."""
     for emulator in front.emulators:
-        model_dir = emulator.function.opt_env().get("MODEL_DIR")
+        model_dir = emulator.function.opt_env().get("ONNXLAMBDA_MODEL_DIR")
         if model_dir and (Path(model_dir) / "golden.json").exists():
             golden = json.loads((Path(model_dir) / "golden.json").read_text())
             return dict(golden["cases"][0]["instance"])

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 EVENTS = ROOT / "events"
 
-os.environ.setdefault("MODEL_DIR", str(MODELS / "penguins"))
+os.environ.setdefault("ONNXLAMBDA_MODEL_DIR", str(MODELS / "penguins"))
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "onnxlambda")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "OnnxLambdaTest")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")

@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "openapi": ("onnxlambda_cli.openapi.command", "build (or --check) each model's OpenAPI document"),
     "release": ("onnxlambda_cli.release", "status | rollback | stamp | preflight of a release"),
     "changelog": ("onnxlambda_cli.changelog", "a CHANGELOG entry from two manifests"),
+    "settings": ("onnxlambda_cli.settings_reference", "write docs/reference/settings.md from the catalogue"),
     "check": ("onnxlambda_cli.check", "is a model directory able to predict (loads, golden set reproduced)"),
     "drift-report": ("onnxlambda_cli.drift_report", "an HTML drift report (captured traffic, batch summary)"),
 }

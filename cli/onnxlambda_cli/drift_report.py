@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     source.add_argument("--counts", type=Path, help="bin counts per feature (and output) as JSON")
     parser.add_argument(
-        "--model-dir", type=Path, default=Path(os.environ.get("MODEL_DIR") or "models/penguins")
+        "--model-dir", type=Path, default=Path(os.environ.get("ONNXLAMBDA_MODEL_DIR") or "models/penguins")
     )
     parser.add_argument("--min-samples", type=int, default=100)
     parser.add_argument("--out", type=Path, required=True)

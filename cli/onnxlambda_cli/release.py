@@ -52,9 +52,9 @@ SAMCONFIG = ROOT / "samconfig.toml"
 BUILT_TEMPLATE = ROOT / ".aws-sam" / "build" / "template.yaml"
 
 TRACE_VARIABLES = {
-    "model_version": "RELEASE_MODEL_VERSION",
-    "model_sha256": "RELEASE_MODEL_SHA256",
-    "code_revision": "RELEASE_CODE_REVISION",
+    "model_version": "ONNXLAMBDA_RELEASE_MODEL_VERSION",
+    "model_sha256": "ONNXLAMBDA_RELEASE_MODEL_SHA256",
+    "code_revision": "ONNXLAMBDA_RELEASE_CODE_REVISION",
 }
 WITHDRAWN_TAG = "onnxlambda:withdrawn"  # versions a manual rollback moved `live` away from
 # CodeDeploy DeploymentStatus values of a deployment that may still move the alias, and of a

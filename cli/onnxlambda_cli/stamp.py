@@ -262,7 +262,7 @@ def version_digest(
     inputs = _version_inputs(template, function)
     resources = template["Resources"]
     # A resource the function names by Ref/GetAtt: replacing it changes the name or ARN its
-    # version was published with (e.g. CAPTURE_BUCKET), so its template text counts too.
+    # version was published with (e.g. ONNXLAMBDA_CAPTURE_BUCKET), so its template text counts too.
     named = sorted(set(_references(inputs, template.get("Conditions") or {})) & set(resources) - {function})
     material = {
         **inputs,

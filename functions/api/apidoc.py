@@ -15,7 +15,7 @@ REQUEST_BODY: Final = "x-onnxlambda-request-body"
 ERRORS: Final = {
     400: "Malformed request: body empty, not JSON, or not the documented envelope",
     404: "Unknown model or version",
-    413: "Body over MAX_BODY_BYTES or more rows than MAX_ROWS",
+    413: "Body over ONNXLAMBDA_MAX_BODY_BYTES or more rows than ONNXLAMBDA_MAX_ROWS",
     422: "Values break the model's contract (every problem listed)",
     500: "A bug: logged with its stack; the caller gets the request id",
     503: "The model failed to load in this execution environment",

@@ -6,7 +6,6 @@ decodes its body with its codec (onnxlambda.codecs), hands it to the one data pl
 protocol (`_error` here for the project's own routes, v2.py's for the V2 routes).
 """
 
-import os
 import time
 from typing import Any
 
@@ -15,6 +14,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from onnxlambda import settings as settings_catalogue
 from onnxlambda.codecs import fastjson
 from onnxlambda.codecs import predict as predict_codec
 from onnxlambda.contract.errors import ServingError, internal, malformed, not_found, not_ready
@@ -59,7 +59,7 @@ try:
     # rides along as EMF metadata (functions/api/observe.py).
 except ServingError as _exc:
     logger.error("model failed to load; every request will get 503", extra={"reason": load_error()})
-logger.append_keys(function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local"))
+logger.append_keys(function_version=settings_catalogue.get("AWS_LAMBDA_FUNCTION_VERSION"))
 
 
 def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response[str]:

@@ -5,7 +5,7 @@ The data plane calls `observer.predicted` for every answered request (/predict a
 routes call `observer.refused` for every refused one. Metric names and values come from the core
 (onnxlambda.monitoring.metrics); this module only hands them to Powertools Metrics, which shares
 its metric set across instances, so app.py's `log_metrics` flushes them in the same EMF line.
-MONITORING_ENABLED=false turns both this and the capture off (the benchmark's baseline, and a
+ONNXLAMBDA_MONITORING_ENABLED=false turns both this and the capture off (the benchmark's baseline, and a
 kill switch).
 
 An invoke of a numbered version (`...:function:<name>:7`) is not production traffic: API Gateway
@@ -14,11 +14,10 @@ Those invokes record no metric and capture nothing, so the stack's alarms and dr
 callers only.
 """
 
-import os
-
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from onnxlambda import settings
 from onnxlambda.contract.errors import ServingError
 from onnxlambda.monitoring import metrics as names
 from onnxlambda.monitoring.capture import Capturer, CaptureSettings
@@ -82,6 +81,6 @@ class Observer:
 
 
 observer = Observer(
-    enabled=os.environ.get("MONITORING_ENABLED", "true").lower() != "false",
+    enabled=settings.get("MONITORING_ENABLED"),
     capture=CaptureSettings.from_env(),
 )

@@ -10,7 +10,6 @@ goes to the on-failure destination (SQS). A model that did not load raises at on
 client's retries, backoff and timeouts are configured in onnxlambda/batch/s3.py.
 """
 
-import os
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -19,6 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from onnxlambda import settings as settings_catalogue
 from onnxlambda.batch.event import BatchEventError, ObjectRef, Outcome, score_event
 from onnxlambda.batch.s3 import S3ClientSettings
 from onnxlambda.batch.s3 import s3_client as build_s3_client
@@ -33,7 +33,7 @@ metrics = Metrics()
 config = BatchConfig.from_env()  # refuses overlapping input/output prefixes at init
 settings = Settings.from_env()
 s3_settings = S3ClientSettings.from_env()
-# With REDACT_FIELDS set, a traceback keeps its frames and type but not a message that could quote a value.
+# With ONNXLAMBDA_REDACT_FIELDS set, a traceback keeps its frames and type, not a message quoting a value.
 logger.addFilter(WithholdExceptionMessages(lambda: bool(settings.redact_fields)))
 
 try:
@@ -41,7 +41,7 @@ try:
     logger.append_keys(**_service.log_keys())
 except ServingError:
     logger.error("model failed to load; every event will fail and be retried", extra={"reason": load_error()})
-logger.append_keys(function_version=os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local"))
+logger.append_keys(function_version=settings_catalogue.get("AWS_LAMBDA_FUNCTION_VERSION"))
 
 _s3: Any = None
 

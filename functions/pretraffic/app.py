@@ -1,18 +1,18 @@
 """CodeDeploy PreTraffic hook: the golden set against the new API function version, before any traffic.
 
 Transport only: read the CodeDeploy event, run the core's golden gate against the version named
-in TARGET_FUNCTION_VERSION (the template passes `!Ref ApiFunction.Version`, the new version's
+in ONNXLAMBDA_TARGET_FUNCTION_VERSION (the template passes `!Ref ApiFunction.Version`, the new version's
 ARN), and report Succeeded or Failed to CodeDeploy. Failed stops the deployment and CodeDeploy
 leaves the alias on the old version. Every outcome is reported - an unreported hook would hold
 the deployment for an hour before CodeDeploy gives up.
 """
 
-import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from onnxlambda import settings
 from onnxlambda.contract.manifest import load_golden, load_manifest
 from onnxlambda.release.gate import GateResult, lambda_invoker, run_golden_gate
 from onnxlambda.settings import Settings
@@ -35,10 +35,12 @@ def client(name: str) -> Any:
 
 
 def check_new_version() -> GateResult:
-    target = os.environ["TARGET_FUNCTION_VERSION"]
+    target = settings.get("TARGET_FUNCTION_VERSION")
+    if not target:
+        raise ValueError("ONNXLAMBDA_TARGET_FUNCTION_VERSION is not set: the hook has no version to check")
     model_dir = Settings.from_env().model_dir
     manifest = load_manifest(model_dir)
-    expected_sha = os.environ.get("EXPECTED_MODEL_SHA256", "")
+    expected_sha = settings.get("EXPECTED_MODEL_SHA256")
     logger.append_keys(target=target, model_name=manifest.name, model_version=manifest.version)
     return run_golden_gate(
         lambda_invoker(client("lambda"), target),

@@ -84,7 +84,9 @@ def test_predictions_match_the_golden_set(api: EmulatedFunction) -> None:
 
 def test_a_second_model_is_served_by_the_same_build(api_function: BuiltFunction) -> None:
     # GIVEN the same built function pointed at the diabetes regression model's directory
-    with EmulatedFunction(api_function, extra_env={"MODEL_DIR": str(MODELS / "diabetes")}) as emulator:
+    with EmulatedFunction(
+        api_function, extra_env={"ONNXLAMBDA_MODEL_DIR": str(MODELS / "diabetes")}
+    ) as emulator:
         event = load_event("api_predict_one")
         event["body"] = json.dumps({"instances": golden_rows(MODELS / "diabetes")[:5]})
         # WHEN it is asked to predict
@@ -101,7 +103,7 @@ def test_a_tampered_model_never_serves(api_function: BuiltFunction, tmp_path: Pa
     model_dir = tmp_path / "model"
     shutil.copytree(MODELS / "penguins", model_dir)
     (model_dir / "model.onnx").write_bytes((model_dir / "model.onnx").read_bytes()[:-8])
-    with EmulatedFunction(api_function, extra_env={"MODEL_DIR": str(model_dir)}) as emulator:
+    with EmulatedFunction(api_function, extra_env={"ONNXLAMBDA_MODEL_DIR": str(model_dir)}) as emulator:
         health = emulator.invoke(load_event("api_health"))
         predict = emulator.invoke(load_event("api_predict_one"))
         log = "\n".join(emulator.log)

@@ -43,7 +43,7 @@ def s3(moto_server: tuple[str, Any]) -> Any:
 
 
 def emulator_env(moto_endpoint: str, **extra: str) -> dict[str, str]:
-    return function_env(moto_endpoint, BATCH_PART_BYTES=str(5 * 1024 * 1024), **extra)
+    return function_env(moto_endpoint, ONNXLAMBDA_BATCH_PART_BYTES=str(5 * 1024 * 1024), **extra)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +219,7 @@ def test_running_out_of_time_reports_instead_of_dying(
     s3: Any, batch_function: BuiltFunction, moto_endpoint: str, manifest: Manifest
 ) -> None:
     # GIVEN an environment whose safety margin exceeds the whole timeout (the budget is spent)
-    env = emulator_env(moto_endpoint, BATCH_TIME_MARGIN_MS=str(10**9))
+    env = emulator_env(moto_endpoint, ONNXLAMBDA_BATCH_TIME_MARGIN_MS=str(10**9))
     data = csv_bytes(sample_rows(manifest, 30), manifest.feature_names)
     with EmulatedFunction(batch_function, extra_env=env) as slow:
         result = invoke(slow, put_event(s3, "incoming/late.csv", data))
@@ -379,7 +379,7 @@ def test_a_time_budget_running_out_mid_file_leaves_no_scored_file(
     s3: Any, batch_function: BuiltFunction, moto_endpoint: str, big_csv: bytes
 ) -> None:
     # GIVEN a 3 s timeout with a 2 s margin: about 1 s of scoring for a file that needs several
-    env = emulator_env(moto_endpoint, AWS_LAMBDA_FUNCTION_TIMEOUT="3", BATCH_TIME_MARGIN_MS="2000")
+    env = emulator_env(moto_endpoint, AWS_LAMBDA_FUNCTION_TIMEOUT="3", ONNXLAMBDA_BATCH_TIME_MARGIN_MS="2000")
     event = put_event(s3, "incoming/timeout/soft.csv", big_csv)
     with EmulatedFunction(batch_function, extra_env=env) as short:
         warm(short)
@@ -401,7 +401,7 @@ def test_a_hard_timeout_mid_file_presents_nothing_and_the_retry_scores_it_all(
     s3: Any, batch_function: BuiltFunction, batch: EmulatedFunction, moto_endpoint: str, big_csv: bytes
 ) -> None:
     # GIVEN no safety margin and a 1 s timeout: the emulator kills the runtime mid-file
-    env = emulator_env(moto_endpoint, AWS_LAMBDA_FUNCTION_TIMEOUT="1", BATCH_TIME_MARGIN_MS="0")
+    env = emulator_env(moto_endpoint, AWS_LAMBDA_FUNCTION_TIMEOUT="1", ONNXLAMBDA_BATCH_TIME_MARGIN_MS="0")
     event = put_event(s3, "incoming/timeout/hard.csv", big_csv)
     with EmulatedFunction(batch_function, extra_env=env) as doomed:
         warm(doomed)
@@ -458,13 +458,13 @@ def test_many_files_at_once_every_row_accounted_for(
 def test_redacted_fields_never_reach_the_errors_file_or_the_logs(
     s3: Any, batch_function: BuiltFunction, moto_endpoint: str, manifest: Manifest
 ) -> None:
-    # GIVEN REDACT_FIELDS=island and rows whose island is a secret, in CSV and JSON Lines
+    # GIVEN ONNXLAMBDA_REDACT_FIELDS=island and rows whose island is a secret, in CSV and JSON Lines
     secret = "Atlantis-9917-SECRET"
     rows: list[dict[str, Any]] = sample_rows(manifest, 20, seed=5)
     for i in (3, 11):
         rows[i]["island"] = secret
     lines = jsonl_bytes(rows) + f'{{"island": "{secret}", \n'.encode()
-    env = emulator_env(moto_endpoint, REDACT_FIELDS="island")
+    env = emulator_env(moto_endpoint, ONNXLAMBDA_REDACT_FIELDS="island")
     with EmulatedFunction(batch_function, extra_env=env) as redacting:
         results = [
             invoke(

@@ -70,7 +70,7 @@ def test_a_broken_model_never_serves_and_says_why(
     model_dir = tmp_path / "model"
     shutil.copytree(MODELS / "penguins", model_dir)
     break_it(model_dir)
-    with EmulatedFunction(api_function, extra_env={"MODEL_DIR": str(model_dir)}) as emulator:
+    with EmulatedFunction(api_function, extra_env={"ONNXLAMBDA_MODEL_DIR": str(model_dir)}) as emulator:
         # WHEN every route is called, predict twice (a second chance must not half-load)
         answers = {
             name: emulator.invoke(load_event(event))

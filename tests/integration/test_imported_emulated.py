@@ -1,7 +1,7 @@
 """Imported real exports served by the built functions under the Lambda emulator.
 
 The `sam build` output (function code + core layer), run by the real Lambda runtime interface
-(RIE + awslambdaric, the .venv-runtime interpreter), with MODEL_DIR pointing at the directory
+(RIE + awslambdaric, the .venv-runtime interpreter), with ONNXLAMBDA_MODEL_DIR pointing at the directory
 `onnxlambda import` wrote: /predict, V2 and batch scoring (moto's S3 in server mode) answer what
 onnxruntime answers on the user's original file.
 """
@@ -54,12 +54,12 @@ def s3_server() -> Iterator[tuple[str, Any]]:
 def test_the_built_api_function_serves_an_imported_export_like_onnxruntime(
     case: str, real_export: Callable[[str], Export], imported: Callable[[str], Path], build_dir: Path
 ) -> None:
-    # GIVEN the built API function with MODEL_DIR at the imported directory, under the emulator
+    # GIVEN the built API function with ONNXLAMBDA_MODEL_DIR at the imported directory, under the emulator
     export, model_dir = real_export(case), imported(case)
     manifest = load_manifest(model_dir)
     rows = export.rows("test")
     function = BuiltFunction.from_build("ApiFunction", build_dir)
-    with EmulatedFunction(function, extra_env={"MODEL_DIR": str(model_dir)}) as api:
+    with EmulatedFunction(function, extra_env={"ONNXLAMBDA_MODEL_DIR": str(model_dir)}) as api:
         # WHEN it is health-checked, then sent the held-out rows by /predict and by V2
         health = api.invoke(load_event("api_health"))
         predicted = api.invoke(predict_event(rows))
@@ -80,7 +80,7 @@ def test_the_built_batch_function_scores_an_imported_export_like_onnxruntime(
     build_dir: Path,
     s3_server: tuple[str, Any],
 ) -> None:
-    # GIVEN the built batch function with MODEL_DIR at the imported directory, and moto's S3
+    # GIVEN the built batch function with ONNXLAMBDA_MODEL_DIR at the imported directory, and moto's S3
     endpoint, s3 = s3_server
     export, model_dir = real_export(case), imported(case)
     manifest = load_manifest(model_dir)
@@ -89,7 +89,9 @@ def test_the_built_batch_function_scores_an_imported_export_like_onnxruntime(
     key = BATCH_KEY.replace(".csv", f"-{case}.csv")
     s3.put_object(Bucket=BUCKET, Key=key, Body=data)
     function = BuiltFunction.from_build("BatchFunction", build_dir)
-    env = function_env(endpoint, MODEL_DIR=str(model_dir), BATCH_PART_BYTES=str(5 * 1024 * 1024))
+    env = function_env(
+        endpoint, ONNXLAMBDA_MODEL_DIR=str(model_dir), ONNXLAMBDA_BATCH_PART_BYTES=str(5 * 1024 * 1024)
+    )
     # WHEN the S3 put event reaches it
     with EmulatedFunction(function, extra_env=env) as batch:
         answer = batch.invoke(s3_event(BUCKET, key, len(data)), timeout=300)

@@ -26,7 +26,7 @@ def test_bounded_load_loses_nothing_and_memory_stays_flat(
     roomy_init(monkeypatch)
     with serving(build_dir, workers=WORKERS) as (server, front):
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        calls = calls_for(Path(front.emulators[0].function.opt_env()["MODEL_DIR"]))
+        calls = calls_for(Path(front.emulators[0].function.opt_env()["ONNXLAMBDA_MODEL_DIR"]))
         warm = warm_up(base, calls, WORKERS)
         pids = runtime_processes(front.emulators)
         before = memory(pids)

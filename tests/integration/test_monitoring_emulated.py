@@ -22,7 +22,7 @@ from tests.conftest import MODELS, load_event
 
 @pytest.fixture(scope="module")
 def capturing_api(api_function: BuiltFunction) -> Iterator[EmulatedFunction]:
-    with EmulatedFunction(api_function, extra_env={"CAPTURE_SAMPLE_RATE": "1"}) as emulator:
+    with EmulatedFunction(api_function, extra_env={"ONNXLAMBDA_CAPTURE_SAMPLE_RATE": "1"}) as emulator:
         yield emulator
 
 
@@ -123,7 +123,7 @@ def test_the_built_monitor_reads_captured_lines_from_s3_and_emits_metrics(
     )
     # WHEN the built monitor function runs under the emulator for the window holding them
     monitor = BuiltFunction.from_build("MonitorFunction", build_dir)
-    env = function_env(endpoint, CAPTURE_BUCKET=BUCKET, MIN_SAMPLES="5")
+    env = function_env(endpoint, ONNXLAMBDA_CAPTURE_BUCKET=BUCKET, ONNXLAMBDA_MIN_SAMPLES="5")
     schedule = load_event("monitor_schedule")
     schedule["time"] = (now + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
     with EmulatedFunction(monitor, extra_env=env) as emulated_monitor:

@@ -34,16 +34,18 @@ HOOK_EVENT = {"DeploymentId": "d-TESTDEPLOY", "LifecycleEventHookExecutionId": "
 
 
 def built_model_dir(function: BuiltFunction) -> Path:
-    return Path(function.opt_env()["MODEL_DIR"])
+    return Path(function.opt_env()["ONNXLAMBDA_MODEL_DIR"])
 
 
 def run_hook(
     emulator: EmulatedFunction, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[dict[str, Any], str]:
     """Run the hook against the emulated version; returns its result and the status sent to CodeDeploy."""
-    monkeypatch.setenv("TARGET_FUNCTION_VERSION", "function")  # the emulator's one function name
-    monkeypatch.setenv("MODEL_DIR", str(model_dir))  # the hook reads the same model layer as the version
-    monkeypatch.setenv("EXPECTED_MODEL_SHA256", "unset")
+    monkeypatch.setenv("ONNXLAMBDA_TARGET_FUNCTION_VERSION", "function")  # the emulator's one function name
+    monkeypatch.setenv(
+        "ONNXLAMBDA_MODEL_DIR", str(model_dir)
+    )  # the hook reads the same model layer as the version
+    monkeypatch.setenv("ONNXLAMBDA_EXPECTED_MODEL_SHA256", "unset")
     lam = boto3.client(
         "lambda",
         endpoint_url=f"http://127.0.0.1:{emulator.port}",
@@ -152,7 +154,7 @@ def test_changed_weights_fail_on_the_outputs(
     coefficients.floats[:] = [w * 0.5 for w in coefficients.floats]
     onnx.save(graph, model_dir / "model.onnx")
     rewrite_sha256(model_dir, golden_too=True)
-    emulator = emulate(MODEL_DIR=str(model_dir))
+    emulator = emulate(ONNXLAMBDA_MODEL_DIR=str(model_dir))
     # WHEN the hook checks it
     result, sent = run_hook(emulator, model_dir, monkeypatch)
     # THEN Failed, for output differences only (identity matches, the function works)
@@ -170,7 +172,7 @@ def test_tampered_model_file_fails(
     model_dir = copy_model(built_model_dir(api_function), tmp_path / "model")
     with (model_dir / "model.onnx").open("ab") as f:
         f.write(b"\0")
-    emulator = emulate(MODEL_DIR=str(model_dir))
+    emulator = emulate(ONNXLAMBDA_MODEL_DIR=str(model_dir))
     # WHEN the hook checks it THEN the version is not ready (it refuses to load) and the hook fails
     result, sent = run_hook(emulator, model_dir, monkeypatch)
     assert sent == "Failed"
@@ -194,14 +196,14 @@ def test_crashing_function_fails(
     emulate: Any, monkeypatch: pytest.MonkeyPatch, api_function: BuiltFunction
 ) -> None:
     # GIVEN a version that crashes on every invoke (its configuration breaks the handler's init)
-    emulator = emulate(api_function, MAX_ROWS="not-a-number")
+    emulator = emulate(api_function, ONNXLAMBDA_MAX_ROWS="not-a-number")
     # WHEN the hook checks it THEN it reports Failed with the function error
     result, sent = run_hook(emulator, built_model_dir(api_function), monkeypatch)
     assert sent == "Failed"
     [problem] = result["problems"]
     assert problem.startswith("function error: "), problem
-    # (the runtime's own log shows why: the handler's init raised)
-    assert any("ValueError" in line for line in emulator.log), emulator.log[-20:]
+    # (the runtime's own log shows why: the handler's init raised, naming the variable)
+    assert any("ONNXLAMBDA_MAX_ROWS='not-a-number'" in line for line in emulator.log), emulator.log[-20:]
 
 
 class _CodeDeployRecorder(http.server.BaseHTTPRequestHandler):
@@ -238,7 +240,7 @@ def test_the_built_hook_under_the_lambda_runtime_passes_a_good_release(
         hook_function = BuiltFunction.from_build("PreTrafficHook", build_dir)
         hook_emulator = emulate(
             hook_function,
-            TARGET_FUNCTION_VERSION="function",
+            ONNXLAMBDA_TARGET_FUNCTION_VERSION="function",
             AWS_ENDPOINT_URL_LAMBDA=f"http://127.0.0.1:{api.port}",
             AWS_ENDPOINT_URL_CODEDEPLOY=f"http://127.0.0.1:{recorder.server_port}",
             AWS_ACCESS_KEY_ID="local",
@@ -258,4 +260,4 @@ def test_the_built_hook_under_the_lambda_runtime_passes_a_good_release(
         "status": "Succeeded",
     }
     # and its environment came from the built template: the model layer it shares with the API
-    assert hook_function.opt_env()["MODEL_DIR"] == api_function.opt_env()["MODEL_DIR"]
+    assert hook_function.opt_env()["ONNXLAMBDA_MODEL_DIR"] == api_function.opt_env()["ONNXLAMBDA_MODEL_DIR"]

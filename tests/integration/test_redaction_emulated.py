@@ -1,4 +1,4 @@
-"""REDACT_FIELDS under the real Lambda runtime: configured values never reach the function's output."""
+"""ONNXLAMBDA_REDACT_FIELDS under the real Lambda runtime: configured values never reach the output."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ SECRET = "Atlantis-7731-SECRET"
 def test_redacted_values_never_reach_the_logs_of_the_built_function(api_function: BuiltFunction) -> None:
     # GIVEN the built function with island and body_mass_g redacted, logging at DEBUG, and data
     # capture of every scored row
-    env = {"REDACT_FIELDS": "island,body_mass_g", "POWERTOOLS_LOG_LEVEL": "DEBUG", "CAPTURE_SAMPLE_RATE": "1"}
+    env = {
+        "ONNXLAMBDA_REDACT_FIELDS": "island,body_mass_g",
+        "POWERTOOLS_LOG_LEVEL": "DEBUG",
+        "ONNXLAMBDA_CAPTURE_SAMPLE_RATE": "1",
+    }
     row = dict(golden_rows(MODELS / "penguins")[0], island=SECRET, body_mass_g=987654.321)
     event = load_event("api_predict_one")
     event["body"] = json.dumps({"instances": [row]})
@@ -43,7 +47,7 @@ def test_redacted_values_never_reach_the_logs_of_the_built_function(api_function
     for text in (output, result["body"]):
         assert SECRET not in text
         assert "987654" not in text
-    # AND the valid row is captured without the redacted fields (REDACT_FIELDS applies to capture)
+    # AND the valid row is captured without the redacted fields (ONNXLAMBDA_REDACT_FIELDS applies to capture)
     assert scored["statusCode"] == 200
     captured = [
         json.loads(line[line.index("{") :])

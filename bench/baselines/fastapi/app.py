@@ -17,13 +17,15 @@ from fastapi import FastAPI
 from mangum import Mangum
 from pydantic import BaseModel
 
-_DIR = Path(os.environ.get("MODEL_DIR", "/opt/model"))
+_DIR = Path(os.environ.get("ONNXLAMBDA_MODEL_DIR", "/opt/model"))
 _MANIFEST = json.loads((_DIR / "manifest.json").read_text())
 _DTYPES: dict[str, Any] = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "string": object}
 _FEATURES = [(f["name"], f.get("onnx_name") or f["name"], _DTYPES[f["dtype"]]) for f in _MANIFEST["features"]]
 _OUT = _MANIFEST["output"]
 _options = ort.SessionOptions()
-_options.intra_op_num_threads = int(os.environ.get("ORT_INTRA_OP_THREADS", "1"))  # a count, as benched
+_options.intra_op_num_threads = int(
+    os.environ.get("ONNXLAMBDA_ORT_INTRA_OP_THREADS", "1")
+)  # a count, as benched
 _options.inter_op_num_threads = 1
 _SESSION = ort.InferenceSession(
     str(_DIR / _MANIFEST["model_file"]), sess_options=_options, providers=["CPUExecutionProvider"]

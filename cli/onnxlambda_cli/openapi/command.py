@@ -43,8 +43,8 @@ UNBUMPED = (
 
 
 def _routes_skeleton() -> dict[str, Any]:
-    # Importing the handler loads a model (MODEL_DIR); any shipped model will do for the routes.
-    os.environ.setdefault("MODEL_DIR", str(MODELS / "penguins"))
+    # Importing the handler loads a model (ONNXLAMBDA_MODEL_DIR); any shipped model will do for the routes.
+    os.environ.setdefault("ONNXLAMBDA_MODEL_DIR", str(MODELS / "penguins"))
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     from functions.api.app import app
 

@@ -170,7 +170,7 @@ def _static_schemas(max_rows: int) -> dict[str, Any]:
                     "items": _ref("Instance"),
                     "minItems": 1,
                     "maxItems": max_rows,
-                    "description": f"One object per row; at most MAX_ROWS ({max_rows} by default).",
+                    "description": f"One object per row; at most {max_rows} (ONNXLAMBDA_MAX_ROWS).",
                 }
             },
             "required": ["instances"],

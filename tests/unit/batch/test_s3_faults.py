@@ -103,14 +103,16 @@ def everything(s3: Any) -> list[str]:
 def test_the_client_retries_in_standard_mode_with_bounded_timeouts() -> None:
     # GIVEN the defaults and an environment overriding them
     default = S3ClientSettings.from_env({})
-    tuned = S3ClientSettings.from_env({"BATCH_S3_RETRY_MODE": "adaptive", "BATCH_S3_MAX_ATTEMPTS": "8"})
+    tuned = S3ClientSettings.from_env(
+        {"ONNXLAMBDA_BATCH_S3_RETRY_MODE": "adaptive", "ONNXLAMBDA_BATCH_S3_MAX_ATTEMPTS": "8"}
+    )
     # THEN botocore gets a retry mode, an attempt cap and both timeouts
     cfg = default.botocore_config()
     assert cfg.retries == {"mode": "standard", "total_max_attempts": 5}  # 5 calls, not 5 retries
     assert (cfg.connect_timeout, cfg.read_timeout) == (5.0, 60.0)
     assert tuned.botocore_config().retries == {"mode": "adaptive", "total_max_attempts": 8}
     with pytest.raises(ValueError, match="RETRY_MODE"):
-        S3ClientSettings.from_env({"BATCH_S3_RETRY_MODE": "legacy-ish"})
+        S3ClientSettings.from_env({"ONNXLAMBDA_BATCH_S3_RETRY_MODE": "legacy-ish"})
 
 
 def test_throttled_reads_and_writes_are_retried_with_backoff(

@@ -447,13 +447,13 @@ def test_jsonl_keys_that_are_not_features_reject_the_row_when_the_manifest_says_
 
 def test_batch_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
-        "BATCH_INPUT_PREFIX": "in/",
-        "BATCH_OUTPUT_PREFIX": "out/",
-        "BATCH_CHUNK_ROWS": "500",
-        "BATCH_TIME_MARGIN_MS": "1000",
-        "BATCH_ID_COLUMN": "",
-        "BATCH_MAX_BYTES": "10",
-        "BATCH_MAX_TEXT_CELL_CHARS": "2000",
+        "ONNXLAMBDA_BATCH_INPUT_PREFIX": "in/",
+        "ONNXLAMBDA_BATCH_OUTPUT_PREFIX": "out/",
+        "ONNXLAMBDA_BATCH_CHUNK_ROWS": "500",
+        "ONNXLAMBDA_BATCH_TIME_MARGIN_MS": "1000",
+        "ONNXLAMBDA_BATCH_ID_COLUMN": "",
+        "ONNXLAMBDA_BATCH_MAX_BYTES": "10",
+        "ONNXLAMBDA_BATCH_MAX_TEXT_CELL_CHARS": "2000",
     }.items():
         monkeypatch.setenv(name, value)
     cfg = BatchConfig.from_env()

@@ -219,7 +219,7 @@ def test_examples_from_the_golden_set_match_their_schemas(model: str) -> None:
 def test_the_document_is_served_verbatim_and_never_built_at_runtime(
     lambda_context: FakeLambdaContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # GIVEN the API handler with MODEL_DIR at models/penguins
+    # GIVEN the API handler with ONNXLAMBDA_MODEL_DIR at models/penguins
     event = load_event("api_model")
     event["rawPath"] = event["requestContext"]["http"]["path"] = "/openapi.json"
     event["routeKey"] = event["requestContext"]["routeKey"] = "GET /openapi.json"

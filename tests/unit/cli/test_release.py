@@ -42,9 +42,9 @@ def _zip() -> bytes:
 def _stamp(model_version: str, revision: str) -> dict[str, Any]:
     return {
         "Variables": {
-            "RELEASE_MODEL_VERSION": model_version,
-            "RELEASE_MODEL_SHA256": SHA[model_version],
-            "RELEASE_CODE_REVISION": revision,
+            "ONNXLAMBDA_RELEASE_MODEL_VERSION": model_version,
+            "ONNXLAMBDA_RELEASE_MODEL_SHA256": SHA[model_version],
+            "ONNXLAMBDA_RELEASE_CODE_REVISION": revision,
         }
     }
 

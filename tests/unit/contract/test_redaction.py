@@ -30,9 +30,9 @@ def test_the_field_list_is_parsed_leniently() -> None:
 
 
 def test_settings_read_redact_fields_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REDACT_FIELDS", "island,sex")
+    monkeypatch.setenv("ONNXLAMBDA_REDACT_FIELDS", "island,sex")
     assert Settings.from_env().redact_fields == {"island", "sex"}
-    monkeypatch.delenv("REDACT_FIELDS")
+    monkeypatch.delenv("ONNXLAMBDA_REDACT_FIELDS")
     assert Settings.from_env().redact_fields == frozenset()
 
 

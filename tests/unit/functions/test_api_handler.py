@@ -96,7 +96,7 @@ def test_rows_that_are_not_objects_are_named(lambda_context: FakeLambdaContext) 
 
 
 def test_oversized_body_is_413_before_parsing(lambda_context: FakeLambdaContext) -> None:
-    # GIVEN a body over MAX_BODY_BYTES (1 MiB by default) that is not even JSON
+    # GIVEN a body over ONNXLAMBDA_MAX_BODY_BYTES (1 MiB by default) that is not even JSON
     event = load_event("api_predict_one")
     event["body"] = "x" * (app.settings.max_body_bytes + 1)
     status, body = call(event, lambda_context)

@@ -207,8 +207,8 @@ def test_only_the_input_prefix_triggers_and_output_goes_elsewhere(template: dict
     params = template["Parameters"]
     [rule] = fn["Events"]["InputObjectCreated"]["Properties"]["Filter"]["S3Key"]["Rules"]
     assert rule == {"Name": "prefix", "Value": {"Ref": "BatchInputPrefix"}}
-    assert fn["Environment"]["Variables"]["BATCH_INPUT_PREFIX"] == {"Ref": "BatchInputPrefix"}
-    assert fn["Environment"]["Variables"]["BATCH_OUTPUT_PREFIX"] == {"Ref": "BatchOutputPrefix"}
+    assert fn["Environment"]["Variables"]["ONNXLAMBDA_BATCH_INPUT_PREFIX"] == {"Ref": "BatchInputPrefix"}
+    assert fn["Environment"]["Variables"]["ONNXLAMBDA_BATCH_OUTPUT_PREFIX"] == {"Ref": "BatchOutputPrefix"}
     inp, out = params["BatchInputPrefix"]["Default"], params["BatchOutputPrefix"]["Default"]
     assert not inp.startswith(out)
     assert not out.startswith(inp)
@@ -228,7 +228,9 @@ def test_batch_role_reads_only_input_and_writes_only_output(template: dict[str, 
     assert listing["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${BatchOutputPrefix}*"}}}
     # the bucket the policy names is the bucket the function is told to use
     bucket = template["Resources"]["BatchBucket"]["Properties"]["BucketName"]["Fn::Sub"]
-    env = template["Resources"]["BatchFunction"]["Properties"]["Environment"]["Variables"]["BATCH_BUCKET"]
+    env = template["Resources"]["BatchFunction"]["Properties"]["Environment"]["Variables"][
+        "ONNXLAMBDA_BATCH_BUCKET"
+    ]
     assert env["Fn::Sub"] == bucket
     for statement in (read, write):
         assert statement["Resource"]["Fn::Sub"][0].startswith(f"arn:${{AWS::Partition}}:s3:::{bucket[0]}/")
@@ -292,4 +294,4 @@ def test_the_on_failure_wiring_sam_generates(template: dict[str, Any]) -> None:
     env = template["Resources"]["BatchFunction"]["Properties"]["Environment"]["Variables"]
     settings = S3ClientSettings.from_env({k: str(v) for k, v in env.items() if isinstance(v, str)})
     assert settings.retry_mode == "standard"
-    assert settings.max_attempts == int(env["BATCH_S3_MAX_ATTEMPTS"])
+    assert settings.max_attempts == int(env["ONNXLAMBDA_BATCH_S3_MAX_ATTEMPTS"])

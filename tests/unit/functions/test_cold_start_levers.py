@@ -12,6 +12,7 @@ import pytest
 from aws_lambda_powertools import Tracer
 from lazy_init import lazy_source
 
+from onnxlambda import settings
 from onnxlambda.serving.tracing import NoOpProvider, make_tracer, sdk_tracing_enabled
 from onnxlambda.settings import ort_threads
 from tests.conftest import ROOT
@@ -165,4 +166,5 @@ def test_ort_threads_auto_follows_the_vcpus_of_the_memory_size(
     raw: str, memory_mb: int, threads: int
 ) -> None:
     # GIVEN Lambda's one vCPU per 1,769 MB THEN auto gives one thread per whole vCPU, never zero
-    assert ort_threads(raw, memory_mb) == threads
+    value = settings.get("ORT_INTRA_OP_THREADS", {"ONNXLAMBDA_ORT_INTRA_OP_THREADS": raw})
+    assert ort_threads(value, memory_mb) == threads

@@ -139,7 +139,7 @@ def test_shifted_inputs_and_a_collapsed_output_are_detected(
 
 def test_a_quiet_window_is_gated(s3: Any, capsys: pytest.CaptureFixture[str]) -> None:
     manifest: Manifest = monitor.manifest
-    # GIVEN fewer captured rows than MIN_SAMPLES, all heavily shifted
+    # GIVEN fewer captured rows than ONNXLAMBDA_MIN_SAMPLES, all heavily shifted
     rows = inference_records(manifest, 30, WINDOW_START, seed=6, shift={"body_mass_g": 3000.0})
     put(s3, "capture/2026/11/27/09/part-1", jsonl(rows))
     result, metrics = run_monitor(capsys)

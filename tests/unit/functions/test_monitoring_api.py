@@ -156,11 +156,11 @@ def test_sampled_rows_are_captured_as_single_json_lines(
 def test_fields_in_redact_fields_never_appear_in_captured_records(
     monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # GIVEN the deployment's sensitive fields (REDACT_FIELDS), a capture-only exclusion, and
+    # GIVEN the deployment's sensitive fields (ONNXLAMBDA_REDACT_FIELDS), a capture-only exclusion, and
     # capture of every row, configured through the environment as the template sets it
-    monkeypatch.setenv("REDACT_FIELDS", "island,body_mass_g")
-    monkeypatch.setenv("CAPTURE_REDACT_FIELDS", "sex")
-    monkeypatch.setenv("CAPTURE_SAMPLE_RATE", "1")
+    monkeypatch.setenv("ONNXLAMBDA_REDACT_FIELDS", "island,body_mass_g")
+    monkeypatch.setenv("ONNXLAMBDA_CAPTURE_REDACT_FIELDS", "sex")
+    monkeypatch.setenv("ONNXLAMBDA_CAPTURE_SAMPLE_RATE", "1")
     settings = CaptureSettings.from_env()
     assert settings.redact == {"island", "body_mass_g", "sex"}  # the union of both lists
     monkeypatch.setattr(observer, "capture_settings", settings)
@@ -180,8 +180,8 @@ def test_fields_in_redact_fields_never_appear_in_captured_records(
     capture_lines = [line for line in out.splitlines() if '"record_type":"inference"' in line]
     assert len(capture_lines) == len(rows)
     assert not any("4321.987" in line or 'island":' in line for line in capture_lines)
-    # AND REDACT_FIELDS alone is enough: nothing needs repeating in CAPTURE_REDACT_FIELDS
-    monkeypatch.delenv("CAPTURE_REDACT_FIELDS")
+    # AND ONNXLAMBDA_REDACT_FIELDS alone is enough: nothing repeated in ONNXLAMBDA_CAPTURE_REDACT_FIELDS
+    monkeypatch.delenv("ONNXLAMBDA_CAPTURE_REDACT_FIELDS")
     assert CaptureSettings.from_env().redact == {"island", "body_mass_g"}
 
 

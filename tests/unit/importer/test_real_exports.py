@@ -59,16 +59,16 @@ class BatchContext(FakeLambdaContext):
 
 @pytest.fixture
 def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], Manifest]]:
-    """Point this execution environment at a model directory, as MODEL_DIR does on Lambda."""
+    """Point this execution environment at a model directory, as ONNXLAMBDA_MODEL_DIR does on Lambda."""
 
     def use(model_dir: Path) -> Manifest:
-        monkeypatch.setenv("MODEL_DIR", str(model_dir))
+        monkeypatch.setenv("ONNXLAMBDA_MODEL_DIR", str(model_dir))
         reset_service()
         monkeypatch.setattr(v2_codec, "_model", None)
         return load_manifest(model_dir)
 
     yield use
-    reset_service()  # the next test loads MODEL_DIR again (restored by monkeypatch)
+    reset_service()  # the next test loads ONNXLAMBDA_MODEL_DIR again (restored by monkeypatch)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -160,9 +160,13 @@ def test_each_environment_publishes_the_stamped_digest_of_every_aliased_function
     sha = json.loads((MODELS / "penguins" / "manifest.json").read_text())["sha256"]
     assert template["Mappings"]["Release"]["Build"]["ModelSha256"] == sha
     api_env = resources["ApiFunction"]["Properties"]["Environment"]["Variables"]
-    assert api_env["RELEASE_MODEL_SHA256"] == {"Fn::FindInMap": ["Release", "Build", "ModelSha256"]}
+    assert api_env["ONNXLAMBDA_RELEASE_MODEL_SHA256"] == {
+        "Fn::FindInMap": ["Release", "Build", "ModelSha256"]
+    }
     hook_env = resources["PreTrafficHook"]["Properties"]["Environment"]["Variables"]
-    assert hook_env["EXPECTED_MODEL_SHA256"] == {"Fn::FindInMap": ["Release", "Build", "ModelSha256"]}
+    assert hook_env["ONNXLAMBDA_EXPECTED_MODEL_SHA256"] == {
+        "Fn::FindInMap": ["Release", "Build", "ModelSha256"]
+    }
 
 
 def test_the_settings_that_reach_a_version_are_found_in_the_template() -> None:

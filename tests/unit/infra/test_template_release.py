@@ -160,8 +160,8 @@ def test_pre_traffic_hook_is_wired_to_the_alias_and_checks_the_new_version() -> 
     hook = resources[HOOK]["Properties"]
     # CodeDeploy's role may only invoke CodeDeployHook_* functions
     assert hook["FunctionName"]["Fn::Sub"].startswith("CodeDeployHook_")
-    assert hook["Environment"]["Variables"]["TARGET_FUNCTION_VERSION"] == {"Ref": version}
-    assert hook["Environment"]["Variables"]["EXPECTED_MODEL_SHA256"] == {
+    assert hook["Environment"]["Variables"]["ONNXLAMBDA_TARGET_FUNCTION_VERSION"] == {"Ref": version}
+    assert hook["Environment"]["Variables"]["ONNXLAMBDA_EXPECTED_MODEL_SHA256"] == {
         "Fn::FindInMap": ["Release", "Build", "ModelSha256"]
     }
     # it reads the same model layer as the version it checks
@@ -201,7 +201,7 @@ def test_published_versions_carry_model_and_code() -> None:
     # The stamp `make build` writes into Mappings (tests/unit/infra/test_deploy_contract.py)
     api = transformed()["ApiFunction"]["Properties"]
     names = {"MODEL_VERSION": "ModelVersion", "MODEL_SHA256": "ModelSha256", "CODE_REVISION": "CodeRevision"}
-    stamp = {f"RELEASE_{k}": {"Fn::FindInMap": ["Release", "Build", v]} for k, v in names.items()}
+    stamp = {f"ONNXLAMBDA_RELEASE_{k}": {"Fn::FindInMap": ["Release", "Build", v]} for k, v in names.items()}
     assert api["Environment"]["Variables"].items() >= stamp.items()
     version = transformed()[new_version(transformed())]
     # old versions stay when the stack moves on, so there is something to roll back to

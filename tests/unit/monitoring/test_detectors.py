@@ -25,7 +25,7 @@ from onnxlambda.monitoring.detectors import (
 from tests.unit.baselines import numeric_baseline
 
 REFERENCE_SIZE = 2000
-WINDOW = 200  # the monitor's MIN_SAMPLES default is 100; 200 is a typical hourly window
+WINDOW = 200  # the monitor's ONNXLAMBDA_MIN_SAMPLES default is 100; 200 is a typical hourly window
 CATEGORIES = ["Biscoe", "Dream", "Torgersen"]
 SHARES = [0.48, 0.36, 0.16]
 THRESHOLDS = Thresholds.for_tests(7, 0.01, min_samples=100)  # penguins: 6 features + the output

@@ -92,8 +92,8 @@ def payload(result: object) -> dict[str, Any]:
 @pytest.fixture
 def stubbed(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Stubber, Stubber]]:
     """The hook's two clients with botocore Stubbers (moto 5 does not implement the CodeDeploy call)."""
-    monkeypatch.setenv("TARGET_FUNCTION_VERSION", VERSION_ARN)
-    monkeypatch.setenv("EXPECTED_MODEL_SHA256", "unset")
+    monkeypatch.setenv("ONNXLAMBDA_TARGET_FUNCTION_VERSION", VERSION_ARN)
+    monkeypatch.setenv("ONNXLAMBDA_EXPECTED_MODEL_SHA256", "unset")
     lam = boto3.client("lambda", region_name="us-east-1")
     codedeploy = boto3.client("codedeploy", region_name="us-east-1")
     monkeypatch.setattr(hook, "clients", {"lambda": lam, "codedeploy": codedeploy})
@@ -165,11 +165,14 @@ def test_hook_reports_failed_when_the_check_cannot_even_run(
 ) -> None:
     _, codedeploy = stubbed
     # GIVEN a hook deployed without its target (a template mistake)
-    monkeypatch.delenv("TARGET_FUNCTION_VERSION")
+    monkeypatch.delenv("ONNXLAMBDA_TARGET_FUNCTION_VERSION")
     expect_status(codedeploy, "Failed")
     # THEN it still reports Failed rather than leave CodeDeploy waiting for an hour
     result = hook.lambda_handler(HOOK_EVENT, CONTEXT)
-    assert result["problems"] == ["check could not run: KeyError: 'TARGET_FUNCTION_VERSION'"]
+    assert result["problems"] == [
+        "check could not run: ValueError: ONNXLAMBDA_TARGET_FUNCTION_VERSION is not set: "
+        "the hook has no version to check"
+    ]
 
 
 def test_lambda_invoker_raises_on_function_errors() -> None:

@@ -41,7 +41,7 @@ from onnxlambda.codecs import fastjson
 from onnxlambda.contract.errors import FieldError
 from onnxlambda.contract.manifest import Feature, Manifest
 
-# Default bound of a cell that holds a line break (BATCH_MAX_TEXT_CELL_CHARS); the csv module's
+# Default bound of a cell that holds a line break (ONNXLAMBDA_BATCH_MAX_TEXT_CELL_CHARS); the csv module's
 # own field limit (131,072 characters) caps it.
 TEXT_CELL_CHARS = 10_000
 _BLOCK_LINES = 4096  # lines handed to the csv module per list

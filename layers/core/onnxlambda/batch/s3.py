@@ -17,16 +17,16 @@ asynchronous retries (EventInvokeConfig, 2) and then its on-failure destination 
 A read error half-way through the input body is not retried by botocore (the stream has been
 partly consumed): it takes the same path, and the retried event starts the file again.
 
-Environment: BATCH_S3_RETRY_MODE, BATCH_S3_MAX_ATTEMPTS, BATCH_S3_CONNECT_TIMEOUT_S,
-BATCH_S3_READ_TIMEOUT_S.
+Environment: the ONNXLAMBDA_BATCH_S3_* settings (onnxlambda.settings).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
+
+from onnxlambda import settings
 
 if TYPE_CHECKING:  # botocore is imported when a client is built, not with the core package
     from botocore.config import Config
@@ -44,22 +44,22 @@ class S3ClientSettings:
 
     def __post_init__(self) -> None:
         if self.retry_mode not in {"standard", "adaptive"}:
-            raise ValueError(f"BATCH_S3_RETRY_MODE must be standard or adaptive, not {self.retry_mode!r}")
+            raise ValueError(
+                f"ONNXLAMBDA_BATCH_S3_RETRY_MODE must be standard or adaptive, not {self.retry_mode!r}"
+            )
         if self.max_attempts < 1:
-            raise ValueError("BATCH_S3_MAX_ATTEMPTS must be at least 1")
+            raise ValueError("ONNXLAMBDA_BATCH_S3_MAX_ATTEMPTS must be at least 1")
         if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0:
             raise ValueError("S3 timeouts must be positive")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> S3ClientSettings:
-        env = os.environ if env is None else env
-        d = cls()
-        mode = env.get("BATCH_S3_RETRY_MODE") or d.retry_mode
+        """From the ONNXLAMBDA_BATCH_S3_* variables (onnxlambda.settings)."""
         return cls(
-            retry_mode=mode,  # type: ignore[arg-type]  # checked in __post_init__
-            max_attempts=int(env.get("BATCH_S3_MAX_ATTEMPTS") or d.max_attempts),
-            connect_timeout_s=float(env.get("BATCH_S3_CONNECT_TIMEOUT_S") or d.connect_timeout_s),
-            read_timeout_s=float(env.get("BATCH_S3_READ_TIMEOUT_S") or d.read_timeout_s),
+            retry_mode=settings.get("BATCH_S3_RETRY_MODE", env),
+            max_attempts=settings.get("BATCH_S3_MAX_ATTEMPTS", env),
+            connect_timeout_s=settings.get("BATCH_S3_CONNECT_TIMEOUT_S", env),
+            read_timeout_s=settings.get("BATCH_S3_READ_TIMEOUT_S", env),
         )
 
     def botocore_config(self) -> Config:

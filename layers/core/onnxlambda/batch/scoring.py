@@ -39,7 +39,7 @@ row; a run killed at any point before it (Lambda's timeout, a crash) leaves no s
 older complete one of the same input, never a partial one, and the retried event rewrites all
 three.
 
-Rows written to errors.jsonl pass through the configured `Redactor` (REDACT_FIELDS): a
+Rows written to errors.jsonl pass through the configured `Redactor` (ONNXLAMBDA_REDACT_FIELDS): a
 redacted field's value and any message quoting it are replaced; raw input that cannot be
 mapped to fields (a CSV record with the wrong field count, a line that could not be parsed)
 is withheld whole while redaction is configured.
@@ -51,9 +51,8 @@ import csv
 import io
 import json
 import logging
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -62,6 +61,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from onnxlambda import settings
 from onnxlambda.batch.files import CONTENT_TYPES, FileError, Format, byte_chunks, detect_format, text_lines
 from onnxlambda.batch.readers import TEXT_CELL_CHARS, Chunk, CsvReader, LineCounts, RejectedRow, reader_for
 from onnxlambda.batch.writer import MIN_PART_BYTES, MultipartWriter, S3Client, background
@@ -110,19 +110,18 @@ class BatchConfig:
             raise ValueError("max_text_cell_chars must be positive")
 
     @classmethod
-    def from_env(cls) -> BatchConfig:
-        env = os.environ
-        d = cls()
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BatchConfig:
+        """From the ONNXLAMBDA_BATCH_* variables (onnxlambda.settings: meanings and defaults)."""
         return cls(
-            input_prefix=env.get("BATCH_INPUT_PREFIX") or d.input_prefix,
-            output_prefix=env.get("BATCH_OUTPUT_PREFIX") or d.output_prefix,
-            bucket=env.get("BATCH_BUCKET") or None,
-            chunk_rows=int(env.get("BATCH_CHUNK_ROWS") or d.chunk_rows),
-            part_bytes=int(env.get("BATCH_PART_BYTES") or d.part_bytes),
-            time_margin_ms=int(env.get("BATCH_TIME_MARGIN_MS") or d.time_margin_ms),
-            id_column=env.get("BATCH_ID_COLUMN", "id") or None,
-            max_bytes=int(env.get("BATCH_MAX_BYTES") or 0),
-            max_text_cell_chars=int(env.get("BATCH_MAX_TEXT_CELL_CHARS") or d.max_text_cell_chars),
+            input_prefix=settings.get("BATCH_INPUT_PREFIX", env),
+            output_prefix=settings.get("BATCH_OUTPUT_PREFIX", env),
+            bucket=settings.get("BATCH_BUCKET", env) or None,
+            chunk_rows=settings.get("BATCH_CHUNK_ROWS", env),
+            part_bytes=settings.get("BATCH_PART_BYTES", env),
+            time_margin_ms=settings.get("BATCH_TIME_MARGIN_MS", env),
+            id_column=settings.get("BATCH_ID_COLUMN", env) or None,
+            max_bytes=settings.get("BATCH_MAX_BYTES", env),
+            max_text_cell_chars=settings.get("BATCH_MAX_TEXT_CELL_CHARS", env),
         )
 
 
@@ -391,7 +390,7 @@ def _model_ref(manifest: Manifest) -> dict[str, str]:
         "name": manifest.name,
         "version": manifest.version,
         "sha256": manifest.sha256,
-        "function_version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local"),
+        "function_version": settings.get("AWS_LAMBDA_FUNCTION_VERSION"),
     }
 
 
@@ -479,7 +478,7 @@ def score_object(
         failure = FileError(
             "too_large",
             f"the object is {size} bytes; one invocation scores at most {config.max_bytes} "
-            "(BATCH_MAX_BYTES): split it and upload the parts",
+            "(ONNXLAMBDA_BATCH_MAX_BYTES): split it and upload the parts",
         )
     source = {
         "bucket": bucket,

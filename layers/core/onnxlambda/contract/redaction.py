@@ -1,6 +1,6 @@
 """Sensitive fields: their values never leave the request, not in logs, error bodies or captures.
 
-Configured per deployment (`REDACT_FIELDS`, a comma-separated list of feature names, from the
+Configured per deployment (`ONNXLAMBDA_REDACT_FIELDS`, a comma-separated list of feature names, from the
 template's RedactFields parameter). The API itself logs counts and codes only; what can carry a
 value is a validation error's message (`'x' is not one of ...`, `x=7 is outside ...`), so every
 ServingError leaving the core goes through `Redactor.error`, and anything that captures rows

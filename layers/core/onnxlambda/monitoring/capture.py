@@ -17,9 +17,9 @@ Record shapes (one per line, `schema` 1):
 
 Only the manifest's features are captured (an ignored extra request field never is). Left out
 entirely, and named in `redacted`, are the union of two lists:
-- REDACT_FIELDS (template parameter RedactFields): the deployment's sensitive fields, whose values
+- ONNXLAMBDA_REDACT_FIELDS (template parameter RedactFields): the deployment's sensitive fields, whose values
   never leave the request (not in logs, error bodies, or captures: onnxlambda.contract.redaction);
-- CAPTURE_REDACT_FIELDS (CaptureRedactFields): features kept out of the capture only (their
+- ONNXLAMBDA_CAPTURE_REDACT_FIELDS (CaptureRedactFields): features kept out of the capture only (their
   values may still appear in error messages), e.g. a field nobody needs to monitor.
 A field is never captured if either list names it; neither list can re-enable the other's.
 A redacted feature is left out rather than masked, so the monitor skips it instead of judging
@@ -29,16 +29,15 @@ A redacted feature is left out rather than masked, so the monitor skips it inste
 from __future__ import annotations
 
 import json
-import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from onnxlambda import settings
 from onnxlambda.contract.manifest import Manifest
-from onnxlambda.contract.redaction import parse_fields
 from onnxlambda.serving.dataplane import Decoded, Inference
 from onnxlambda.serving.dataplane import answers as answers_of
 
@@ -54,19 +53,16 @@ MAX_LINE_BYTES: Final = 200_000
 @dataclass(frozen=True, slots=True)
 class CaptureSettings:
     sample_rate: float = 0.0
-    # Features never captured: CAPTURE_REDACT_FIELDS | REDACT_FIELDS (see the module docstring).
+    # Never captured: ONNXLAMBDA_CAPTURE_REDACT_FIELDS | ONNXLAMBDA_REDACT_FIELDS (the module docstring).
     redact: frozenset[str] = field(default_factory=frozenset)
 
     @classmethod
-    def from_env(cls) -> CaptureSettings:
-        raw = os.environ.get("CAPTURE_SAMPLE_RATE", "").strip()
-        rate = float(raw) if raw else 0.0
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"CAPTURE_SAMPLE_RATE must be within [0, 1], got {rate}")
-        redact = parse_fields(os.environ.get("CAPTURE_REDACT_FIELDS")) | parse_fields(
-            os.environ.get("REDACT_FIELDS")
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CaptureSettings:
+        """ONNXLAMBDA_CAPTURE_SAMPLE_RATE; never captured: CAPTURE_REDACT_FIELDS | REDACT_FIELDS."""
+        return cls(
+            sample_rate=settings.get("CAPTURE_SAMPLE_RATE", env),
+            redact=settings.get("CAPTURE_REDACT_FIELDS", env) | settings.get("REDACT_FIELDS", env),
         )
-        return cls(sample_rate=rate, redact=redact)
 
 
 def _stdout_write(text: str) -> None:

@@ -12,12 +12,12 @@ Feedback is scored for the window it *arrives* in, joined with predictions captu
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from onnxlambda import settings
 from onnxlambda.contract.manifest import CategoricalBaseline, ClassificationOutput, Manifest, NumericBaseline
 from onnxlambda.monitoring import metrics as m
 from onnxlambda.monitoring import performance
@@ -34,11 +34,6 @@ from onnxlambda.monitoring.window import Record, Records, S3Reader, in_window, j
 SUMMARY_SCHEMA = 1
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
-
-
 @dataclass(frozen=True, slots=True)
 class MonitorSettings:
     bucket: str = ""
@@ -52,17 +47,18 @@ class MonitorSettings:
     family_alpha: float = 0.01
 
     @classmethod
-    def from_env(cls) -> MonitorSettings:
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MonitorSettings:
+        """From the monitor's ONNXLAMBDA_* variables (onnxlambda.settings)."""
         return cls(
-            bucket=os.environ.get("CAPTURE_BUCKET", ""),
-            capture_prefix=os.environ.get("CAPTURE_PREFIX", "capture/"),
-            summary_prefix=os.environ.get("SUMMARY_PREFIX", "monitor/"),
-            window=timedelta(minutes=_env_int("WINDOW_MINUTES", 60)),
-            delivery_delay=timedelta(minutes=_env_int("DELIVERY_DELAY_MINUTES", 20)),
-            label_lookback=timedelta(hours=_env_int("LABEL_LOOKBACK_HOURS", 24)),
-            min_samples=_env_int("MIN_SAMPLES", 100),
-            min_feedback=_env_int("MIN_FEEDBACK", 50),
-            family_alpha=float(os.environ.get("DRIFT_FAMILY_ALPHA", "") or 0.01),
+            bucket=settings.get("CAPTURE_BUCKET", env),
+            capture_prefix=settings.get("CAPTURE_PREFIX", env),
+            summary_prefix=settings.get("SUMMARY_PREFIX", env),
+            window=timedelta(minutes=settings.get("WINDOW_MINUTES", env)),
+            delivery_delay=timedelta(minutes=settings.get("DELIVERY_DELAY_MINUTES", env)),
+            label_lookback=timedelta(hours=settings.get("LABEL_LOOKBACK_HOURS", env)),
+            min_samples=settings.get("MIN_SAMPLES", env),
+            min_feedback=settings.get("MIN_FEEDBACK", env),
+            family_alpha=settings.get("DRIFT_FAMILY_ALPHA", env),
         )
 
     def window_for(self, now: datetime) -> tuple[datetime, datetime]:

@@ -126,7 +126,7 @@ class DataPlane:
         self, request: Decoded, *, request_id: str | None = None, observer: Observer | None = None
     ) -> Inference:
         """All or nothing: every row answered, or one 4xx ServingError listing every problem
-        (values of REDACT_FIELDS withheld)."""
+        (values of ONNXLAMBDA_REDACT_FIELDS withheld)."""
         try:
             batch = self._validate(request)
         except ServingError as err:

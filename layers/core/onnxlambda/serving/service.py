@@ -7,9 +7,9 @@ failure is kept and reported by `load_error()` and as 503s, never as a half-work
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from onnxlambda import settings
 from onnxlambda.contract.errors import ModelLoadError, ServingError, not_ready
 from onnxlambda.contract.manifest import Manifest
 from onnxlambda.contract.redaction import Redactor
@@ -61,7 +61,7 @@ class Service:
 
     def model_info_ref(self) -> dict[str, str]:
         """Which bytes answered, from which Lambda version: in every answer of every protocol."""
-        return {**self.model_ref, "function_version": os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "local")}
+        return {**self.model_ref, "function_version": settings.get("AWS_LAMBDA_FUNCTION_VERSION")}
 
 
 # -- one service per execution environment ---------------------------------------------------

@@ -10,23 +10,24 @@ cost a function call. With SDK tracing on, it is the plain Powertools Tracer.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
+from onnxlambda import settings
+
 _TRUTHY = frozenset({"1", "y", "yes", "t", "true", "on"})
 
 
 def sdk_tracing_enabled() -> bool:
     """Powertools' own rule: off if POWERTOOLS_TRACE_DISABLED is truthy, outside Lambda, or in SAM local."""
-    if os.environ.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in _TRUTHY:
+    if str(settings.get("POWERTOOLS_TRACE_DISABLED")).strip().lower() in _TRUTHY:
         return False
-    if not os.environ.get("LAMBDA_TASK_ROOT"):
+    if not settings.get("LAMBDA_TASK_ROOT"):
         return False
-    return not (os.environ.get("AWS_SAM_LOCAL") or os.environ.get("AWS_CHALICE_CLI_MODE"))
+    return not (settings.get("AWS_SAM_LOCAL") or settings.get("AWS_CHALICE_CLI_MODE"))
 
 
 def make_tracer() -> Tracer:

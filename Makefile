@@ -97,6 +97,9 @@ ENV ?= dev
 RELEASE_TARGET = $(if $(FUNCTION),--function $(FUNCTION),--config-env $(ENV))
 
 deploy: build  ## sam deploy ENV=dev|prod, stamping model version, sha256 and git revision on the new version
+# Release safety (issue 15): refuse a model version whose bump is smaller than its contract
+# change against what ENV's `live` alias serves (exit 2, the diff table as the reason).
+	$(VENV)/bin/onnxlambda diff --require-bump --config-env $(ENV) models/$(MODEL)
 	$(SAM) deploy --config-env $(if $(filter dev,$(ENV)),default,$(ENV)) \
 		--parameter-overrides "$$($(VENV)/bin/onnxlambda release params --config-env $(ENV) --model $(MODEL))"
 

@@ -11,6 +11,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("onnxlambda_cli.release", "status | rollback | params of a deployed stack"),
     "changelog": ("onnxlambda_cli.changelog", "a CHANGELOG entry from two manifests"),
     "drift-report": ("onnxlambda_cli.drift_report", "an HTML drift report (captured traffic, batch summary)"),
+    # Release safety (issue 15): contract diff with the semver rule.
+    "diff": ("onnxlambda_cli.diff", "classify two model contracts' differences; --require-bump"),
 }
 
 

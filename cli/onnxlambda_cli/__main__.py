@@ -11,8 +11,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("onnxlambda_cli.release", "status | rollback | params of a deployed stack"),
     "changelog": ("onnxlambda_cli.changelog", "a CHANGELOG entry from two manifests"),
     "drift-report": ("onnxlambda_cli.drift_report", "an HTML drift report (captured traffic, batch summary)"),
-    # Release safety (issue 15): contract diff with the semver rule.
+    # Release safety (issue 15): contract diff with the semver rule, replay of captured traffic.
     "diff": ("onnxlambda_cli.diff", "classify two model contracts' differences; --require-bump"),
+    "replay": ("onnxlambda_cli.replay", "captured traffic through a candidate and the current model"),
 }
 
 

@@ -19,6 +19,7 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)" MODEL=$(
 .PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi
 .PHONY: load-batch
 .PHONY: deploy status rollback changelog bench-monitoring bench-batch bench bench-compare
+.PHONY: bench-shadow
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -120,6 +121,9 @@ bench-monitoring: setup  ## latency added to /predict by per-request metrics and
 
 bench-compare: build  ## same-run before/after of the API function: BEFORE=<another sam build dir> (bench/compare.py)
 	PYTHONPATH=layers/core:cli:. $(PY) -m bench.compare $(BEFORE) $(BENCH_ARGS)
+
+bench-shadow: build  ## shadow challenger overhead: inline in process and under the emulator, vs scoring from the capture stream (bench/shadow_overhead.py)
+	PYTHONPATH=layers/core:cli:. $(PY) -m bench.shadow_overhead $(BENCH_ARGS)
 
 bench-batch: build  ## batch scoring benchmark: rows/s end to end vs bare onnxruntime and the floor; peak memory 1x/10x/100x
 	PYTHONPATH=layers/core:cli:. $(PY) -m bench.batch_throughput $(BENCH_ARGS)

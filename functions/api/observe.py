@@ -7,16 +7,23 @@ routes call `observer.refused` for every refused one. Metric names and values co
 its metric set across instances, so app.py's `log_metrics` flushes them in the same EMF line.
 MONITORING_ENABLED=false turns both this and the capture off (the benchmark's baseline, and a
 kill switch).
+
+Shadow challenger (issue 15, onnxlambda.release.shadow): with SHADOW_SAMPLE_RATE > 0 and a
+challenger model in CHALLENGER_DIR, sampled rows are also scored by the challenger after the
+champion answered; its answer rides in the row's capture record, and its counts go out as
+Shadow* metrics. It never changes a response.
 """
 
 import os
 
+import numpy as np
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from onnxlambda.contract.errors import ServingError
 from onnxlambda.monitoring import metrics as names
 from onnxlambda.monitoring.capture import Capturer, CaptureSettings
+from onnxlambda.release.shadow import Challenger, ShadowSettings, load_challenger, pick
 from onnxlambda.serving.dataplane import Decoded, Inference
 from onnxlambda.serving.service import Service
 
@@ -25,10 +32,21 @@ _UNITS = {"Count": MetricUnit.Count, "Milliseconds": MetricUnit.Milliseconds, "N
 
 
 class Observer:
-    def __init__(self, enabled: bool, capture: CaptureSettings) -> None:
+    def __init__(self, enabled: bool, capture: CaptureSettings, shadow: ShadowSettings | None = None) -> None:
         self.enabled = enabled
         self.capture_settings = capture
         self._capturer: Capturer | None = None
+        self.shadow_settings = shadow or ShadowSettings()
+        self.challenger: Challenger | None = None
+        self._rng = np.random.default_rng()
+
+    def prepare(self, service: Service) -> dict[str, str]:
+        """Once per execution environment, after the model loaded: load the shadow challenger.
+        Returns what to log: the challenger's identity, or why there is none."""
+        self.challenger, why = load_challenger(self.shadow_settings, service.manifest)
+        if self.challenger is None:
+            return {"shadow": "off", "reason": why or ""}
+        return {"shadow": "on", **{f"challenger_{k}": v for k, v in self.challenger.identity.items()}}
 
     def record(self, values: names.MetricValues) -> None:
         for name, (unit, value) in values.items():
@@ -47,10 +65,19 @@ class Observer:
         if not self.enabled:
             return
         self.record(names.prediction_metrics(inference))
-        if self.capture_settings.sample_rate > 0:
+        rate = self.capture_settings.sample_rate
+        challenger = self.challenger
+        picked: list[int] | None = None
+        extra = None
+        if challenger is not None:
+            picked, shadowed = pick(inference.rows, rate, self.shadow_settings.sample_rate, self._rng)
+            outcome = challenger.score(inference, request, shadowed)
+            self.record(outcome.metrics())
+            extra = outcome.per_row
+        if rate > 0:
             if self._capturer is None:
                 self._capturer = Capturer(inference.manifest, self.capture_settings)
-            captured = self._capturer.capture(inference, request)
+            captured = self._capturer.capture(inference, request, picked=picked, extra=extra)
             if captured:  # a Sum needs no zeros, and each metric costs Powertools work
                 metrics.add_metric(name=names.CAPTURED_ROWS, unit=MetricUnit.Count, value=captured)
 
@@ -65,4 +92,5 @@ class Observer:
 observer = Observer(
     enabled=os.environ.get("MONITORING_ENABLED", "true").lower() != "false",
     capture=CaptureSettings.from_env(),
+    shadow=ShadowSettings.from_env(),
 )

@@ -11,7 +11,9 @@ Record shapes (one per line, `schema` 1):
     {"record_type": "inference", "schema": 1, "ts": <epoch ms>, "inference_id": ..., "request_id": ...,
      "protocol": "predict" | "v2", "model_name": ..., "model_version": ..., "model_sha256": ...,
      "features": {name: value, ...}, "prediction": {"label": ..., "probabilities": {...}} | {name: value},
-     "redacted": [names]}
+     "redacted": [names],
+     "shadow": {"model_name", "model_version", "model_sha256", "prediction": {...}, "agree": bool}
+               | {..., "refused": [codes]}}     (only with a shadow challenger, on the rows it scored)
     {"record_type": "feedback", "schema": 1, "ts": <epoch ms>, "inference_id": ..., "actual": ...,
      "model_version": ...}
 
@@ -33,7 +35,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -98,13 +100,25 @@ class Capturer:
             "model_sha256": manifest.sha256,
         }
 
-    def capture(self, inference: Inference, request: Decoded) -> int:
-        """Write the sampled rows of one answered request (any protocol); returns how many."""
+    def capture(
+        self,
+        inference: Inference,
+        request: Decoded,
+        *,
+        picked: Sequence[int] | None = None,
+        extra: Mapping[int, Mapping[str, Any]] | None = None,
+    ) -> int:
+        """Write the sampled rows of one answered request (any protocol); returns how many.
+
+        `picked` (rows already sampled by the caller) and `extra` (fields added to a row's record)
+        serve the shadow challenger (onnxlambda.release.shadow): its answer rides in the same record.
+        """
         rate = self.settings.sample_rate
         if rate <= 0.0:
             return 0
-        rand = self._rng.random
-        picked = [i for i in range(inference.rows) if rate >= 1.0 or rand() < rate]
+        if picked is None:
+            rand = self._rng.random
+            picked = [i for i in range(inference.rows) if rate >= 1.0 or rand() < rate]
         if not picked:
             return 0
         ts = int(self._clock() * 1000)
@@ -124,6 +138,8 @@ class Capturer:
             }
             if self._redacted:
                 record["redacted"] = self._redacted
+            if extra and i in extra:
+                record.update(extra[i])
             try:
                 line = json.dumps(record, separators=(",", ":"), allow_nan=False)
             except (TypeError, ValueError):

@@ -1,0 +1,87 @@
+"""The shadow challenger in the generated CloudFormation: its layer, switch, alarm, and releases."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+from typing import Any
+
+from onnxlambda.monitoring import metrics as names
+from tests.conftest import ROOT
+
+SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
+VARIANTS: list[tuple[str, ...]] = [
+    ("template.yaml",),
+    ("template.yaml", "ChallengerLayer.Uri=s3://artifacts/challenger-with-another-model"),
+    ("template.yaml", "ShadowSampleRate=0.5"),
+]
+
+
+@functools.cache
+def transformed() -> list[dict[str, Any]]:
+    out = subprocess.run(
+        [str(SAM_PYTHON), "devtools/sam_transform.py", "--batch"],
+        cwd=ROOT,
+        input=json.dumps([list(v) for v in VARIANTS]),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [t["Resources"] for t in json.loads(out.stdout)]
+
+
+def version_of(resources: dict[str, Any]) -> str:
+    [version] = [k for k in resources if k.startswith("ApiFunctionVersion")]
+    return version
+
+
+def test_the_api_function_carries_the_challenger_layer_and_its_switch() -> None:
+    resources = transformed()[0]
+    api = resources["ApiFunction"]["Properties"]
+    layers = [ref["Ref"] for ref in api["Layers"]]
+    # THEN core, model and challenger layers, in that order (Globals first): 3 of Lambda's 5
+    assert [name.rstrip("0123456789abcdef") for name in layers] == [
+        "CoreLayer",
+        "ModelLayer",
+        "ChallengerLayer",
+    ]
+    assert resources[layers[2]]["Properties"]["Description"].startswith("shadow challenger")
+    env = api["Environment"]["Variables"]
+    assert env["SHADOW_SAMPLE_RATE"] == {"Ref": "ShadowSampleRate"}
+    assert env["SHADOW_BUDGET_MS"] == {"Ref": "ShadowBudgetMs"}
+    assert env["CHALLENGER_DIR"] == "/opt/challenger"
+    # AND the batch function, which never shadows, does not carry it
+    batch_layers = [ref["Ref"] for ref in resources["BatchFunction"]["Properties"]["Layers"]]
+    assert layers[2] not in batch_layers
+
+
+def test_shadow_is_off_by_default() -> None:
+    template = (ROOT / "template.yaml").read_text()
+    block = template.split("\n  ShadowSampleRate:\n", 1)[1].split("\n  ShadowBudgetMs:", 1)[0]
+    assert "    Default: 0\n" in block
+
+
+def test_a_new_challenger_is_a_new_version_and_goes_through_the_canary() -> None:
+    base, new_challenger, rate_only = transformed()
+    # GIVEN a deployment whose challenger layer changed THEN a new version is published (and so
+    # canaried and golden-gated like any release)
+    assert version_of(new_challenger) != version_of(base)
+    # BUT a sample-rate change alone publishes none (SAM hashes the unresolved Ref, aws-sam-cli #3820):
+    # the live alias keeps its configuration until the next published version
+    assert version_of(rate_only) == version_of(base)
+
+
+def test_the_disagreement_alarm_is_a_rate_over_enough_rows() -> None:
+    alarm = transformed()[0]["ShadowDisagreementAlarm"]["Properties"]
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    watched = {q["MetricStat"]["Metric"]["MetricName"] for q in queries.values() if "MetricStat" in q}
+    assert watched == {names.SHADOW_ROWS, names.SHADOW_DISAGREEMENTS, names.SHADOW_REFUSED}
+    expression = queries["rate"]["Expression"]
+    assert expression.startswith("IF(FILL(scored, 0) + FILL(refused, 0) >= 50, 100 * ")
+    assert alarm["Threshold"] == {"Ref": "ShadowDisagreementThresholdPercent"}
+    assert alarm["TreatMissingData"] == "notBreaching"  # no shadow, no alarm
+    assert alarm["AlarmActions"] == [{"Ref": "ModelQualityTopic"}]
+    # AND it is not one of the canary's rollback alarms: a challenger never gates the champion
+    group = transformed()[0]["ApiFunctionDeploymentGroup"]["Properties"]
+    assert "ShadowDisagreementAlarm" not in json.dumps(group["AlarmConfiguration"])

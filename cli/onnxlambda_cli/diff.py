@@ -134,6 +134,8 @@ def signing_region(url: str) -> str | None:
 
 def sigv4_headers(url: str, region: str, credentials: Any) -> dict[str, str]:
     """Headers of a SigV4-signed GET for execute-api (AuthMode=IAM)."""
+    # IAM-authorized HTTP API routes need SigV4-signed requests from a principal allowed execute-api:
+    # https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-access-control-iam.html
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
 

@@ -155,13 +155,43 @@ def _flip_table(comparison: dict[str, Any]) -> str:
     )
 
 
+def histogram(title: str, labels: list[str], counts: list[int]) -> str:
+    """One series of bars (share of rows per bin) as an inline SVG, in the drift report's style."""
+    width, height, top, bottom, left = 720, 240, 24, 70, 44
+    total = max(sum(counts), 1)
+    shares = [c / total for c in counts]
+    peak = max([*shares, 0.01])
+    slot = (width - left - 10) / max(len(labels), 1)
+    plot_h = height - top - bottom
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+        f'aria-label="{html.escape(title)}">',
+        f'<text x="{left}" y="16" font-size="13">{html.escape(title)}</text>',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" stroke="#444"/>',
+        f'<text x="4" y="{top + 10}" font-size="10">{peak:.0%}</text>',
+    ]
+    for i, (label, share) in enumerate(zip(labels, shares, strict=True)):
+        x, h = left + i * slot + slot * 0.1, plot_h * share / peak
+        parts.append(
+            f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{slot * 0.8:.1f}" height="{h:.1f}" '
+            f'fill="{CURRENT_COLOUR}"><title>{html.escape(label)}: {share:.1%}</title></rect>'
+        )
+        lx, ly = x + slot * 0.4, top + plot_h + 12
+        parts.append(
+            f'<text x="{lx:.1f}" y="{ly}" font-size="10" text-anchor="end" '
+            f'transform="rotate(-35 {lx:.1f} {ly})">{html.escape(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
 def _differences(comparison: dict[str, Any]) -> str:
     d = comparison["differences"]
     quantiles = "".join(f"<tr><td>{q}</td><td>{_fmt(v)}</td></tr>" for q, v in d["quantiles"].items())
     hist = comparison["histogram"]
     labels = [f"[{a:.3g}, {b:.3g})" for a, b in zip(hist["edges"], hist["edges"][1:], strict=False)]
     chart = (
-        bar_chart("candidate - current: share of rows per difference", labels, hist["counts"], hist["counts"])
+        histogram("candidate - current: share of rows per difference", labels, hist["counts"])
         if labels
         else ""
     )

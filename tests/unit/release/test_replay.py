@@ -225,6 +225,10 @@ def test_regression_reports_the_distribution_of_differences(tmp_path: Path) -> N
     # AND the gate fails: p95 |difference| is above a tenth of the baseline's spread
     assert "p95 |difference|" in report["gate"]["failures"]
     assert d["abs_quantiles"]["p95"] > 0.1 * current.manifest.baselines.output.std_dev  # type: ignore[union-attr]
+    # AND the HTML report shows the differences' quantiles and histogram
+    page = replay_cli.render(report)
+    assert "candidate - current: share of rows per difference" in page
+    assert "Gate: FAILED: " in page
     # WHEN the same model is replayed THEN every difference is zero and the gate passes
     same = replay(
         records, ModelRuntime.load(write_candidate("diabetes", tmp_path / "same", version="1.0.1")), current

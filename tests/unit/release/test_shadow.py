@@ -221,3 +221,19 @@ def test_the_challenger_layer_build(tmp_path: Path, challenger_name: str) -> Non
     assert built == ["manifest.json", "model.onnx"]
     manifest = json.loads((out / "challenger" / "manifest.json").read_text())
     assert hashlib.sha256((out / "challenger" / "model.onnx").read_bytes()).hexdigest() == manifest["sha256"]
+
+
+def test_the_challenger_layer_build_refuses_bytes_its_manifest_does_not_name(tmp_path: Path) -> None:
+    # GIVEN a challenger directory whose model.onnx was changed after its manifest was written
+    models = tmp_path / "models"
+    bad = write_candidate("penguins", models / "bad", version="1.0.1")
+    with (bad / "model.onnx").open("ab") as f:
+        f.write(b"\0")
+    # WHEN the layer is built THEN the build fails, naming the mismatch
+    build = subprocess.run(
+        ["make", "-s", "-f", str(ROOT / "layers" / "challenger" / "Makefile"), "build-ChallengerLayer",
+         f"ARTIFACTS_DIR={tmp_path / 'out'}", "CHALLENGER=bad", "PYTHON=python3"],
+        cwd=models, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert build.returncode != 0
+    assert "challenger model.onnx sha256" in build.stderr

@@ -187,7 +187,8 @@ class Challenger:
         try:
             self._score(inference, request, list(rows), outcome)
         except Exception as exc:  # the champion's answer must never depend on the challenger
-            _log.warning("shadow scoring failed: %s: %s", type(exc).__name__, exc)
+            # The type only: a message could quote request values (REDACT_FIELDS).
+            _log.warning("shadow scoring failed: %s", type(exc).__name__)
             outcome.errors += 1
             outcome.per_row.clear()
         outcome.elapsed_ms = (time.perf_counter() - started) * 1000.0

@@ -225,7 +225,7 @@ CASES: list[tuple[str, str, Edit, set[tuple[str, str, str]], str]] = [
         "penguins",
         set_feature("island", categories=["Torgersen", "Dream", "Biscoe"]),
         {("metadata", "feature 'island'", "category order")},
-        "patch",
+        "none",
     ),
     (
         "nullable -> required",
@@ -354,8 +354,8 @@ CASES: list[tuple[str, str, Edit, set[tuple[str, str, str]], str]] = [
         "training data changed",
         "penguins",
         set_training(fingerprint_sha256="0" * 64),
-        {("compatible", "training data", "fingerprint")},
-        "minor",
+        {("metadata", "training data", "fingerprint")},
+        "none",
     ),
     ("weights only", "penguins", set_top(sha256=NEW_SHA), {("model", "model.onnx", "sha256")}, "patch"),
     (
@@ -363,7 +363,7 @@ CASES: list[tuple[str, str, Edit, set[tuple[str, str, str]], str]] = [
         "penguins",
         set_top(description="Better words."),
         {("metadata", "model", "description")},
-        "patch",
+        "none",
     ),
     ("identical", "penguins", lambda m: None, set(), "none"),
 ]
@@ -474,6 +474,8 @@ def test_a_get_model_body_compares_without_baselines() -> None:
         (set_top(sha256=NEW_SHA), "1.0.0", False),  # new weights under the same version
         (set_top(sha256=NEW_SHA), "1.0.1", True),
         (set_top(sha256=NEW_SHA), "0.9.0", False),  # a downgrade never passes
+        (set_top(description="Better words."), "1.0.0", True),  # provenance and docs need no bump
+        (set_top(description="Better words."), "0.9.0", False),
         (lambda m: None, "1.0.0", True),  # the same model again
     ],
 )
@@ -549,3 +551,10 @@ def test_json_output_lists_level_and_bump_of_each_change() -> None:
     ]
     assert body["old"]["version"] == "1.0.0"
     assert body["new"]["version"] == "1.1.0"
+
+
+def test_a_metadata_only_change_needs_no_bump_but_never_a_downgrade() -> None:
+    old, new, _, _ = contracts("penguins", set_training(fingerprint_sha256="0" * 64))
+    assert diff(old, new).verdict() == "penguins 1.0.0 -> 1.0.0: metadata-only; no bump needed: ok"
+    old, new, _, _ = contracts("penguins", chain(set_top(description="x"), set_top(version="0.9.0")))
+    assert diff(old, new).verdict() == "penguins 1.0.0 -> 0.9.0: metadata-only; 0.9.0 is a downgrade: REFUSED"

@@ -10,16 +10,18 @@ Every difference between two manifests (files, model directories, or a deployed 
                  output names or unit changed, model renamed                     -> major bump
     compatible   every request that worked still works, and more may: range widened, category
                  added, required -> nullable, extra fields ignored, a new probability output;
-                 or the evidence about the model changed: metrics, baselines, training data
-                                                                                 -> minor bump
+                 or the evidence about the model changed: metrics, baselines   -> minor bump
     model        the contract is the same but the answers may differ: model.onnx bytes
                  (weights-only), the token a null string is fed as, the output's internal
                  encoding (ZipMap vs tensor, class values)                        -> patch bump
-    metadata     descriptions, lineage, library versions, golden tolerances, orders nobody
-                 sees                                                             -> patch bump
+    metadata     descriptions, provenance (lineage, training data fingerprint and sizes,
+                 library versions), golden tolerances, orders nobody sees: the same bytes
+                 answer the same contract the same way, so no bump is needed      -> none
 
-Versions are immutable identities (every response names one): two different manifests never
-share a version, so even a metadata-only change needs a patch bump.
+A version names what callers get (every response carries it with the model's sha256): the
+contract and the answers. Provenance alone does not change either (re-importing the same export
+and data with another tool writes another lineage and fingerprint); if the reference data really
+changed, the baselines and metrics say so, and they are compatible changes.
 
 One rule differs from the usual "an optional field is compatible": this service requires every
 feature key in every row (`/predict` answers 422 `missing_feature` for an absent key, even a
@@ -55,7 +57,7 @@ BUMP_OF: Final[dict[Level, Bump]] = {
     "breaking": "major",
     "compatible": "minor",
     "model": "patch",
-    "metadata": "patch",
+    "metadata": "none",
 }
 BUMP_ORDER: Final[dict[str, int]] = {"none": 0, "patch": 1, "minor": 2, "major": 3}
 # What the whole diff is called, by its most severe level.
@@ -218,6 +220,8 @@ class ContractDiff:
         head = f"{self.new.name} {old} -> {new}: {self.classification}"
         if self.level is None:
             return f"{head} (no change){'' if old == new else f', {self.actual_bump} bump: ok'}"
+        if need == "none":
+            return f"{head}; no bump needed: ok" if self.bump_ok else f"{head}; {new} is a downgrade: REFUSED"
         wanted = f"needs a {need} bump (at least {next_version(old, need)})"
         actual = self.actual_bump
         given = "no bump" if actual == "none" else f"a {actual}" + ("" if actual == "downgrade" else " bump")
@@ -677,12 +681,12 @@ def _evidence_changes(old: Contract, new: Contract) -> list[Change]:
     if ta.get("fingerprint_sha256") != tb.get("fingerprint_sha256"):
         out.append(
             Change(
-                "compatible",
+                "metadata",
                 "training data",
                 "fingerprint",
                 _s(ta.get("fingerprint_sha256", "-"))[:12],
                 _s(tb.get("fingerprint_sha256", "-"))[:12],
-                "other reference data: baselines and golden answers re-derived",
+                "provenance; baselines and metrics (compared on their own) say what it changed",
             )
         )
     rest_a = {k: v for k, v in ta.items() if k != "fingerprint_sha256"}

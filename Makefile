@@ -52,6 +52,8 @@ $(VENV)/.installed: requirements-dev.txt layers/core/requirements.txt pyproject.
 setup: $(VENV)/.installed .venv-sam/.installed .venv-runtime/.installed  ## create the three venvs (dev, sam, runtime)
 
 build: setup  ## sam build: function code, core layer, model layer (MODEL=penguins|diabetes)
+	# The shadow challenger's layer reads its model's name from here (layers/challenger/Makefile, issue 15).
+	echo "$(CHALLENGER)" > models/.challenger
 	$(SAM_ENV) $(SAM) build --cached
 
 serve: build  ## serve the built function over HTTP on 127.0.0.1:$(PORT) under the Lambda emulator

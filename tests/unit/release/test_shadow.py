@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -203,24 +205,37 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ShadowSettings.from_env()
 
 
-@pytest.mark.parametrize("challenger_name", ["", "penguins"])
-def test_the_challenger_layer_build(tmp_path: Path, challenger_name: str) -> None:
-    # GIVEN the layer's Makefile run as `sam build` runs it, from a copy of models/
-    out = tmp_path / "artifacts"
-    subprocess.run(
+def build_layer(models: Path, out: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """The layer's Makefile run as `sam build` runs it: in a copy of models/, no CHALLENGER in the env."""
+    env = {k: v for k, v in os.environ.items() if k != "CHALLENGER"}
+    return subprocess.run(
         ["make", "-s", "-f", str(ROOT / "layers" / "challenger" / "Makefile"), "build-ChallengerLayer",
-         f"ARTIFACTS_DIR={out}", f"CHALLENGER={challenger_name}", "PYTHON=python3"],
-        cwd=MODELS, check=True, capture_output=True,
+         f"ARTIFACTS_DIR={out}", "PYTHON=python3", *(f"{k}={v}" for k, v in variables.items())],
+        cwd=models, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
-    built = sorted(p.name for p in (out / "challenger").iterdir())
-    if not challenger_name:
+
+
+@pytest.mark.parametrize("selected", ["", "penguins"])
+def test_the_challenger_layer_builds_what_models_challenger_names(tmp_path: Path, selected: str) -> None:
+    # GIVEN a copy of models/ whose .challenger file (written by `make build`) names the challenger
+    models = tmp_path / "models"
+    shutil.copytree(MODELS / "penguins", models / "penguins")
+    (models / ".challenger").write_text(selected + "\n")
+    # WHEN the layer is built
+    build = build_layer(models, tmp_path / "out")
+    assert build.returncode == 0, build.stderr
+    built = sorted(p.name for p in (tmp_path / "out" / "challenger").iterdir())
+    if not selected:
         # THEN without a challenger the layer holds only the marker
         assert built == ["NONE"]
         return
     # THEN with one it holds its model and manifest, the sha256 matching
     assert built == ["manifest.json", "model.onnx"]
-    manifest = json.loads((out / "challenger" / "manifest.json").read_text())
-    assert hashlib.sha256((out / "challenger" / "model.onnx").read_bytes()).hexdigest() == manifest["sha256"]
+    manifest = json.loads((tmp_path / "out" / "challenger" / "manifest.json").read_text())
+    assert (
+        hashlib.sha256((tmp_path / "out" / "challenger" / "model.onnx").read_bytes()).hexdigest()
+        == manifest["sha256"]
+    )
 
 
 def test_the_challenger_layer_build_refuses_bytes_its_manifest_does_not_name(tmp_path: Path) -> None:
@@ -229,11 +244,7 @@ def test_the_challenger_layer_build_refuses_bytes_its_manifest_does_not_name(tmp
     bad = write_candidate("penguins", models / "bad", version="1.0.1")
     with (bad / "model.onnx").open("ab") as f:
         f.write(b"\0")
-    # WHEN the layer is built THEN the build fails, naming the mismatch
-    build = subprocess.run(
-        ["make", "-s", "-f", str(ROOT / "layers" / "challenger" / "Makefile"), "build-ChallengerLayer",
-         f"ARTIFACTS_DIR={tmp_path / 'out'}", "CHALLENGER=bad", "PYTHON=python3"],
-        cwd=models, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    # WHEN the layer is built (named by the variable this time) THEN the build fails, naming the mismatch
+    build = build_layer(models, tmp_path / "out", CHALLENGER="bad")
     assert build.returncode != 0
     assert "challenger model.onnx sha256" in build.stderr

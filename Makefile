@@ -25,6 +25,7 @@ SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)"
 .PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi import
 .PHONY: load-batch property
 .PHONY: deploy status rollback changelog bench-monitoring bench-batch bench bench-compare
+.PHONY: bench-shadow
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +61,8 @@ build: setup  ## sam build + release stamp (MODEL=penguins|diabetes, ENV=dev|pro
 	# The model is named INSIDE the layer's ContentUri: `sam build --cached` keys a layer on those
 	# files only, so a MODEL variable alone would ship the previously built model (docs/releasing.md).
 	echo "$(MODEL)" > models/.selected
+	# The shadow challenger's layer reads its model's name from here (layers/challenger/Makefile, issue 15).
+	echo "$(CHALLENGER)" > models/.challenger
 	$(SAM_ENV) $(SAM) build --cached --template-file $(TEMPLATE) --build-dir $(BUILD_DIR) --cache-dir $(CACHE_DIR)
 	# Ready means able to predict: the built layer answers its own golden set (cli/onnxlambda_cli/check.py).
 	$(VENV)/bin/onnxlambda check $(BUILD_DIR)/ModelLayer/model
@@ -118,7 +121,10 @@ model: setup  ## retrain the example models (byte-identical artifacts); models/w
 		--why 'The README quick start: a user-style export (packed input, ZipMap) served as is.'"
 
 # -- releases (docs/releasing.md) ---------------------------------------------------------------
-deploy: build  ## build for ENV=dev|prod, check it may go out now (preflight), sam deploy it
+deploy: build  ## build for ENV=dev|prod, check it may go out now (bump, preflight), sam deploy it
+	# Release safety (docs/releasing-a-model.md): refuse a model version whose bump is smaller than its
+	# contract change against what ENV's `live` alias serves (exit 2, the diff table as the reason).
+	$(VENV)/bin/onnxlambda diff --require-bump --config-env $(ENV) models/$(MODEL)
 	# preflight refuses while a deployment runs or after a manual rollback (docs/releasing.md) and
 	# prints the complete --parameter-overrides (it replaces samconfig's list).
 	overrides="$$($(VENV)/bin/onnxlambda release preflight --config-env $(ENV) --template $(BUILD_DIR)/template.yaml)" && \
@@ -142,6 +148,9 @@ bench-monitoring: setup  ## latency added to /predict by per-request metrics and
 
 bench-compare: build  ## same-run before/after of the API function: BEFORE=<another sam build dir> (bench/compare.py)
 	PYTHONPATH=layers/core:cli:. $(PY) -m bench.compare $(BEFORE) $(BENCH_ARGS)
+
+bench-shadow: build  ## shadow challenger overhead: inline in process and under the emulator, vs scoring from the capture stream (bench/shadow_overhead.py)
+	PYTHONPATH=layers/core:cli:. $(PY) -m bench.shadow_overhead $(BENCH_ARGS)
 
 bench-batch: build  ## batch scoring benchmark: rows/s end to end vs bare onnxruntime and the floor; peak memory 1x/10x/100x
 	PYTHONPATH=layers/core:cli:. $(PY) -m bench.batch_throughput $(BENCH_ARGS)

@@ -210,7 +210,7 @@ def floor(
     """Bare onnxruntime `session.run` on the same rows, tensors already in memory: the floor."""
     model_dir = _model_dir({"f": fn})
     threads = ort_threads(
-        settings.get("ORT_INTRA_OP_THREADS", fn.environment), fn.memory_mb
+        settings.get("ONNXLAMBDA_ORT_INTRA_OP_THREADS", fn.environment), fn.memory_mb
     )  # as the function
     runtime = ModelRuntime.load(model_dir, intra_op_threads=threads)
     session: ort.InferenceSession = runtime.session

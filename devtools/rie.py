@@ -96,7 +96,8 @@ class BuiltFunction:
         props = resources[logical_id]["Properties"]
         layers = [
             ref["Ref"] if isinstance(ref, dict) else ref
-            for ref in props.get("Layers") or glob.get("Layers") or []
+            # SAM appends a function's own Layers to the Globals' (the challenger layer, issue 15)
+            for ref in [*(glob.get("Layers") or []), *(props.get("Layers") or [])]
         ]
         layer_dirs = [
             build_dir / resources[name]["Properties"]["ContentUri"] if name in resources else build_dir / name
@@ -136,6 +137,8 @@ class BuiltFunction:
         for d in self.layer_dirs:
             if (d / "model").is_dir():
                 env["ONNXLAMBDA_MODEL_DIR"] = str(d / "model")
+            if (d / "challenger").is_dir():  # the shadow challenger's layer (issue 15)
+                env["ONNXLAMBDA_CHALLENGER_DIR"] = str(d / "challenger")
         env.update(
             {
                 "PYTHONPATH": os.pathsep.join(python_dirs),

@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "settings": ("onnxlambda_cli.settings_reference", "write docs/reference/settings.md from the catalogue"),
     "check": ("onnxlambda_cli.check", "is a model directory able to predict (loads, golden set reproduced)"),
     "drift-report": ("onnxlambda_cli.drift_report", "an HTML drift report (captured traffic, batch summary)"),
+    # Release safety (issue 15): contract diff with the semver rule, replay of captured traffic.
+    "diff": ("onnxlambda_cli.diff", "classify two model contracts' differences; --require-bump"),
+    "replay": ("onnxlambda_cli.replay", "captured traffic through a candidate and the current model"),
 }
 
 

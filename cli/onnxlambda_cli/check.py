@@ -1,4 +1,4 @@
-"""`onnxlambda check MODEL_DIR ...`: is this model directory able to predict, as the function would?
+"""`onnxlambda check DIR ...`: is this model directory able to predict, as the function would?
 
 Ready means able to predict, not only loadable: the directory is loaded exactly as the Lambda
 function loads it (sha256 before a session exists, the graph against the manifest), then its

@@ -55,6 +55,8 @@ logger.addFilter(WithholdExceptionMessages(lambda: bool(settings.redact_fields))
 try:
     _service = get_service(settings)
     logger.append_keys(**_service.log_keys())
+    # Shadow challenger (issue 15): loaded here, once; it never changes a response.
+    logger.info("shadow challenger", extra=observer.prepare(_service))
     # No model_version dimension: alarms name metrics exactly across model releases; the version
     # rides along as EMF metadata (functions/api/observe.py).
 except ServingError as _exc:

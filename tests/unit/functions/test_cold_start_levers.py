@@ -166,5 +166,5 @@ def test_ort_threads_auto_follows_the_vcpus_of_the_memory_size(
     raw: str, memory_mb: int, threads: int
 ) -> None:
     # GIVEN Lambda's one vCPU per 1,769 MB THEN auto gives one thread per whole vCPU, never zero
-    value = settings.get("ORT_INTRA_OP_THREADS", {"ONNXLAMBDA_ORT_INTRA_OP_THREADS": raw})
+    value = settings.get("ONNXLAMBDA_ORT_INTRA_OP_THREADS", {"ONNXLAMBDA_ORT_INTRA_OP_THREADS": raw})
     assert ort_threads(value, memory_mb) == threads

@@ -59,16 +59,34 @@ OTHER_VALUE: dict[str, str | None] = {
     "MinFeedback": "75",
     "BatchInputPrefix": "inbox/",
     "BatchOutputPrefix": "outbox/",
+    "ShadowSampleRate": "0.5",
+    "ShadowBudgetMs": "2",
 }
 # Settings that change what a published version does, whatever else the template says.
-MUST_PIN = {"LogLevel", "RedactFields", "MaxRows", "SnapStart", "CaptureRedactFields", "OrtIntraOpThreads"}
+MUST_PIN = {
+    "LogLevel",
+    "RedactFields",
+    "MaxRows",
+    "SnapStart",
+    "CaptureRedactFields",
+    "OrtIntraOpThreads",
+    "ShadowSampleRate",  # turning the shadow on or off must reach `live` (SAM #3820 otherwise)
+}
 # Deploy-time settings that must not publish a version: CodeDeploy, concurrency, alarms, logs.
 NOT_PINNED = {"DeploymentType", "ReservedConcurrency", "ProvisionedConcurrency", "LatencyP99ThresholdMs"}
 
 
 def artifacts(**changed: str) -> dict[str, str]:
     """Stand-ins for the digests of the built code and layers (`make build` hashes .aws-sam/build)."""
-    names = ["ApiFunction", "BatchFunction", "MonitorFunction", "PreTrafficHook", "CoreLayer", MODEL_LAYER]
+    names = [
+        "ApiFunction",
+        "BatchFunction",
+        "MonitorFunction",
+        "PreTrafficHook",
+        "CoreLayer",
+        MODEL_LAYER,
+        "ChallengerLayer",
+    ]
     return {name: hashlib.sha256(changed.get(name, name).encode()).hexdigest() for name in names}
 
 
@@ -113,6 +131,8 @@ def variants() -> dict[str, dict[str, Any]]:
     add("model-layer-only", base, f"{MODEL_LAYER}.Uri=s3://artifacts/x", built=artifacts(ModelLayer="x"))
     add("core", base, "CoreLayer.Uri=s3://artifacts/core2", built=artifacts(CoreLayer="core2"))
     add("api-code", base, "ApiFunction.Uri=s3://artifacts/api2", built=artifacts(ApiFunction="api2"))
+    # a new shadow challenger: a release like any other, canaried and golden-gated
+    add("challenger", base, "ChallengerLayer.Uri=s3://artifacts/c2", built=artifacts(ChallengerLayer="c2"))
     add("batch-code", base, "BatchFunction.Uri=s3://artifacts/b2", built=artifacts(BatchFunction="b2"))
     # a change that replaces a resource a function names (its name or ARN is in the function's settings)
     replaced = copy.deepcopy(source)
@@ -221,6 +241,8 @@ def test_a_model_only_release_moves_every_function_that_loads_the_model_together
     [
         ("core", {"ApiFunction", "BatchFunction", "MonitorFunction"}),
         ("api-code", {"ApiFunction"}),
+        # every function carries the Globals' layers, so a new challenger republishes all three
+        ("challenger", {"ApiFunction", "BatchFunction", "MonitorFunction"}),
         ("batch-code", {"BatchFunction"}),
         ("capture-bucket-replaced", {"MonitorFunction"}),
     ],

@@ -56,10 +56,10 @@ class S3ClientSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> S3ClientSettings:
         """From the ONNXLAMBDA_BATCH_S3_* variables (onnxlambda.settings)."""
         return cls(
-            retry_mode=settings.get("BATCH_S3_RETRY_MODE", env),
-            max_attempts=settings.get("BATCH_S3_MAX_ATTEMPTS", env),
-            connect_timeout_s=settings.get("BATCH_S3_CONNECT_TIMEOUT_S", env),
-            read_timeout_s=settings.get("BATCH_S3_READ_TIMEOUT_S", env),
+            retry_mode=settings.get("ONNXLAMBDA_BATCH_S3_RETRY_MODE", env),
+            max_attempts=settings.get("ONNXLAMBDA_BATCH_S3_MAX_ATTEMPTS", env),
+            connect_timeout_s=settings.get("ONNXLAMBDA_BATCH_S3_CONNECT_TIMEOUT_S", env),
+            read_timeout_s=settings.get("ONNXLAMBDA_BATCH_S3_READ_TIMEOUT_S", env),
         )
 
     def botocore_config(self) -> Config:

@@ -113,15 +113,15 @@ class BatchConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> BatchConfig:
         """From the ONNXLAMBDA_BATCH_* variables (onnxlambda.settings: meanings and defaults)."""
         return cls(
-            input_prefix=settings.get("BATCH_INPUT_PREFIX", env),
-            output_prefix=settings.get("BATCH_OUTPUT_PREFIX", env),
-            bucket=settings.get("BATCH_BUCKET", env) or None,
-            chunk_rows=settings.get("BATCH_CHUNK_ROWS", env),
-            part_bytes=settings.get("BATCH_PART_BYTES", env),
-            time_margin_ms=settings.get("BATCH_TIME_MARGIN_MS", env),
-            id_column=settings.get("BATCH_ID_COLUMN", env) or None,
-            max_bytes=settings.get("BATCH_MAX_BYTES", env),
-            max_text_cell_chars=settings.get("BATCH_MAX_TEXT_CELL_CHARS", env),
+            input_prefix=settings.get("ONNXLAMBDA_BATCH_INPUT_PREFIX", env),
+            output_prefix=settings.get("ONNXLAMBDA_BATCH_OUTPUT_PREFIX", env),
+            bucket=settings.get("ONNXLAMBDA_BATCH_BUCKET", env) or None,
+            chunk_rows=settings.get("ONNXLAMBDA_BATCH_CHUNK_ROWS", env),
+            part_bytes=settings.get("ONNXLAMBDA_BATCH_PART_BYTES", env),
+            time_margin_ms=settings.get("ONNXLAMBDA_BATCH_TIME_MARGIN_MS", env),
+            id_column=settings.get("ONNXLAMBDA_BATCH_ID_COLUMN", env) or None,
+            max_bytes=settings.get("ONNXLAMBDA_BATCH_MAX_BYTES", env),
+            max_text_cell_chars=settings.get("ONNXLAMBDA_BATCH_MAX_TEXT_CELL_CHARS", env),
         )
 
 

@@ -11,7 +11,9 @@ Record shapes (one per line, `schema` 1):
     {"record_type": "inference", "schema": 1, "ts": <epoch ms>, "inference_id": ..., "request_id": ...,
      "protocol": "predict" | "v2", "model_name": ..., "model_version": ..., "model_sha256": ...,
      "features": {name: value, ...}, "prediction": {"label": ..., "probabilities": {...}} | {name: value},
-     "redacted": [names]}
+     "redacted": [names],
+     "shadow": {"model_name", "model_version", "model_sha256", "prediction": {...}, "agree": bool}
+               | {..., "refused": [codes]}}     (only with a shadow challenger, on the rows it scored)
     {"record_type": "feedback", "schema": 1, "ts": <epoch ms>, "inference_id": ..., "actual": ...,
      "model_version": ...}
 
@@ -32,7 +34,7 @@ import json
 import random
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -58,10 +60,11 @@ class CaptureSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CaptureSettings:
-        """ONNXLAMBDA_CAPTURE_SAMPLE_RATE; never captured: CAPTURE_REDACT_FIELDS | REDACT_FIELDS."""
+        """The sample rate, and what is never captured: CAPTURE_REDACT_FIELDS | REDACT_FIELDS."""
         return cls(
-            sample_rate=settings.get("CAPTURE_SAMPLE_RATE", env),
-            redact=settings.get("CAPTURE_REDACT_FIELDS", env) | settings.get("REDACT_FIELDS", env),
+            sample_rate=settings.get("ONNXLAMBDA_CAPTURE_SAMPLE_RATE", env),
+            redact=settings.get("ONNXLAMBDA_CAPTURE_REDACT_FIELDS", env)
+            | settings.get("ONNXLAMBDA_REDACT_FIELDS", env),
         )
 
 
@@ -94,13 +97,25 @@ class Capturer:
             "model_sha256": manifest.sha256,
         }
 
-    def capture(self, inference: Inference, request: Decoded) -> int:
-        """Write the sampled rows of one answered request (any protocol); returns how many."""
+    def capture(
+        self,
+        inference: Inference,
+        request: Decoded,
+        *,
+        picked: Sequence[int] | None = None,
+        extra: Mapping[int, Mapping[str, Any]] | None = None,
+    ) -> int:
+        """Write the sampled rows of one answered request (any protocol); returns how many.
+
+        `picked` (rows already sampled by the caller) and `extra` (fields added to a row's record)
+        serve the shadow challenger (onnxlambda.release.shadow): its answer rides in the same record.
+        """
         rate = self.settings.sample_rate
         if rate <= 0.0:
             return 0
-        rand = self._rng.random
-        picked = [i for i in range(inference.rows) if rate >= 1.0 or rand() < rate]
+        if picked is None:
+            rand = self._rng.random
+            picked = [i for i in range(inference.rows) if rate >= 1.0 or rand() < rate]
         if not picked:
             return 0
         ts = int(self._clock() * 1000)
@@ -120,6 +135,8 @@ class Capturer:
             }
             if self._redacted:
                 record["redacted"] = self._redacted
+            if extra and i in extra:
+                record.update(extra[i])
             try:
                 line = json.dumps(record, separators=(",", ":"), allow_nan=False)
             except (TypeError, ValueError):

@@ -50,6 +50,21 @@ CLASS_SHARE_PREFIX: Final = "ClassShare_"
 LIVE_SAMPLES: Final = "LiveSamples"  # feedback joined with a captured prediction
 LIVE_METRIC_PREFIX: Final = "Live_"  # + the manifest's primary metric name
 PERFORMANCE_RATIO: Final = "PerformanceRatio"  # live / evaluation; < 1 is worse, either direction
+# Shadow challenger (API function, per invocation with a challenger; onnxlambda.release.shadow)
+SHADOW_ROWS: Final = "ShadowRows"  # rows the challenger answered
+SHADOW_DISAGREEMENTS: Final = "ShadowDisagreements"  # of those, answers that differ from the champion's
+SHADOW_REFUSED: Final = "ShadowRefused"  # sampled rows the challenger's contract refuses
+SHADOW_SKIPPED: Final = "ShadowSkipped"  # sampled rows left out by the per-request latency budget
+SHADOW_ERRORS: Final = "ShadowErrors"  # shadow scoring failed (the response was unaffected)
+SHADOW_TIME: Final = "ShadowTime"  # milliseconds the shadow added to the request
+SHADOW_METRICS: Final = (
+    SHADOW_ROWS,
+    SHADOW_DISAGREEMENTS,
+    SHADOW_REFUSED,
+    SHADOW_SKIPPED,
+    SHADOW_ERRORS,
+    SHADOW_TIME,
+)
 
 REQUEST_CODES: Final = (
     "malformed_request",
@@ -155,6 +170,7 @@ def api_metric_names(manifest: Manifest) -> list[str]:
         *(REJECTED_PREFIX + c for c in REQUEST_CODES),
         *(INVALID_VALUES_PREFIX + c for c in (*VALUE_CODES, "other")),
         *(MISSING_PREFIX + metric_safe(n) for n in nullable_features(manifest)),
+        *SHADOW_METRICS,
     ]
 
 

@@ -50,15 +50,15 @@ class MonitorSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> MonitorSettings:
         """From the monitor's ONNXLAMBDA_* variables (onnxlambda.settings)."""
         return cls(
-            bucket=settings.get("CAPTURE_BUCKET", env),
-            capture_prefix=settings.get("CAPTURE_PREFIX", env),
-            summary_prefix=settings.get("SUMMARY_PREFIX", env),
-            window=timedelta(minutes=settings.get("WINDOW_MINUTES", env)),
-            delivery_delay=timedelta(minutes=settings.get("DELIVERY_DELAY_MINUTES", env)),
-            label_lookback=timedelta(hours=settings.get("LABEL_LOOKBACK_HOURS", env)),
-            min_samples=settings.get("MIN_SAMPLES", env),
-            min_feedback=settings.get("MIN_FEEDBACK", env),
-            family_alpha=settings.get("DRIFT_FAMILY_ALPHA", env),
+            bucket=settings.get("ONNXLAMBDA_CAPTURE_BUCKET", env),
+            capture_prefix=settings.get("ONNXLAMBDA_CAPTURE_PREFIX", env),
+            summary_prefix=settings.get("ONNXLAMBDA_SUMMARY_PREFIX", env),
+            window=timedelta(minutes=settings.get("ONNXLAMBDA_WINDOW_MINUTES", env)),
+            delivery_delay=timedelta(minutes=settings.get("ONNXLAMBDA_DELIVERY_DELAY_MINUTES", env)),
+            label_lookback=timedelta(hours=settings.get("ONNXLAMBDA_LABEL_LOOKBACK_HOURS", env)),
+            min_samples=settings.get("ONNXLAMBDA_MIN_SAMPLES", env),
+            min_feedback=settings.get("ONNXLAMBDA_MIN_FEEDBACK", env),
+            family_alpha=settings.get("ONNXLAMBDA_DRIFT_FAMILY_ALPHA", env),
         )
 
     def window_for(self, now: datetime) -> tuple[datetime, datetime]:

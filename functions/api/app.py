@@ -17,7 +17,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from onnxlambda import settings as settings_catalogue
 from onnxlambda.codecs import fastjson
 from onnxlambda.codecs import predict as predict_codec
-from onnxlambda.contract.errors import ServingError, internal, malformed, not_found, not_ready
+from onnxlambda.contract.errors import (
+    ServingError,
+    internal,
+    malformed,
+    method_not_allowed,
+    not_found,
+    not_ready,
+)
 from onnxlambda.contract.manifest import OPENAPI_FILE
 from onnxlambda.contract.redaction import WithholdExceptionMessages
 from onnxlambda.serving.service import Service, get_service, load_error
@@ -155,7 +162,22 @@ def _not_utf8(_exc: UnicodeDecodeError) -> Response[str]:
 
 @app.not_found
 def _not_found(_exc: Exception) -> Response[str]:
-    return _error(not_found("no such route; see GET /openapi.json"))
+    # API Gateway hands every path and method to the function (one greedy route), so "no route"
+    # is answered here: 405 with Allow where the path is served with other methods, else 404.
+    event = app.current_event
+    allowed = _methods_serving(event.path)
+    if not allowed:
+        return _error(not_found("no such route; see GET /openapi.json"))
+    response = _error(method_not_allowed(event.http_method, event.path, allowed))
+    response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+def _methods_serving(path: str) -> list[str]:
+    # The resolver's own compiled route rules (Powertools 3.x keeps them in these two lists; the
+    # 405 tests in tests/unit/functions fail if an upgrade moves them).
+    routes = [*getattr(app, "_static_routes", []), *getattr(app, "_dynamic_routes", [])]
+    return sorted({r.method for r in routes if r.rule.match(path)})
 
 
 @app.exception_handler(Exception)

@@ -63,16 +63,20 @@ def test_the_served_document_is_the_committed_one(base_url: str) -> None:
     assert body == (PENGUINS / "openapi.json").read_bytes()
 
 
-@pytest.mark.parametrize(
-    ("method", "path"), [("TRACE", "/predict"), ("BREW", "/health"), ("GET", "/nowhere")]
-)
-def test_an_unserved_method_or_path_is_the_functions_json_404(base_url: str, method: str, path: str) -> None:
+UNSERVED = [("TRACE", "/predict", 405), ("BREW", "/health", 405), ("GET", "/nowhere", 404)]
+
+
+@pytest.mark.parametrize(("method", "path", "status"), UNSERVED)
+def test_an_unserved_method_or_path_is_the_functions_json_405_or_404(
+    base_url: str, method: str, path: str, status: int
+) -> None:
     # GIVEN a method or path the handler does not serve (TRACE is what schemathesis --checks all
     # sends); API Gateway's one greedy route hands it to the function, as the local front does
-    status, body = call(base_url, method, path)
-    # THEN the error body of every other refusal: code, message, request id; never an HTML page
-    assert status == 404
-    assert body["error"]["code"] == "not_found"
+    answer, body = call(base_url, method, path)
+    # THEN 405 where the path is served with another method, else 404, in the error body of every
+    # other refusal (code, message, request id), never an HTML page
+    assert answer == status
+    assert body["error"]["code"] == ("method_not_allowed" if status == 405 else "not_found")
     assert body["error"]["request_id"]
 
 

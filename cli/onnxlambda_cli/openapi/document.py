@@ -126,6 +126,7 @@ def _static_schemas(max_rows: int) -> dict[str, Any]:
                                 "too_many_rows",
                                 "validation_failed",
                                 "not_found",
+                                "method_not_allowed",
                                 "model_not_ready",
                                 "internal_error",
                                 "invalid_feedback",
@@ -283,38 +284,48 @@ def _static_schemas(max_rows: int) -> dict[str, Any]:
     }
 
 
-_V2_ITEM: Final = {"FP32": "number", "FP64": "number", "INT64": "integer", "BYTES": "string"}
-
-
 def _v2_input_schema(manifest: Manifest, spec: dict[str, Any], max_rows: int) -> dict[str, Any]:
-    """One model input exactly: its name, datatype and shape [N, width] with N <= max_rows."""
+    """One model input exactly: its name, datatype, shape [N, width] with N <= max_rows, and its
+    elements as each feature's own schema (the categories, ranges and nulls the Validator takes)."""
     model_input = next(i for i in manifest.inputs if i.name == spec["name"])
     by_name = {f.name: f for f in manifest.features}
-    nullable = any(by_name[n].nullable for n in model_input.features)
-    item: dict[str, Any] = {"type": _V2_ITEM[spec["datatype"]]}
-    if nullable:
-        item["type"] = [item["type"], "null"]
+    columns = [_element_schema(by_name[n]) for n in model_input.features]
     rows = {"type": "integer", "minimum": 1, "maximum": max_rows}
     width = len(model_input.features)
     shapes = [{"type": "array", "prefixItems": [rows, {"const": width}], "minItems": 2, "maxItems": 2}]
     if width == 1:
         shapes.append({"type": "array", "prefixItems": [rows], "minItems": 1, "maxItems": 1})
-    columns = ", ".join(model_input.features)
+    row = {"type": "array", "prefixItems": columns, "minItems": width, "maxItems": width}
+    # Flat data is row-major; a flat element's column is its position, which JSON Schema cannot
+    # name, so flat elements of a packed input are described as any of its columns.
+    flat = columns[0] if width == 1 else {"anyOf": columns}
+    names = ", ".join(model_input.features)
     return {
         "type": "object",
-        "description": f"Tensor {model_input.name}: [N, {width}], columns in this order: {columns}. "
-        "`data` holds N x width elements, row-major, flat or nested by row; JSON null means missing "
+        "description": f"Tensor {model_input.name}: [N, {width}], columns in this order: {names}. "
+        "`data` holds N x width elements, row-major, flat or nested by row (a count that differs "
+        "from the shape is refused with 400: JSON Schema cannot say it). JSON null means missing "
         "where the feature is nullable. Binary tensor data: parameters.binary_data_size plus the "
         "Inference-Header-Content-Length header.",
         "properties": {
             "name": {"const": model_input.name},
             "datatype": {"const": spec["datatype"]},
             "shape": shapes[0] if len(shapes) == 1 else {"oneOf": shapes},
-            "data": {"type": "array", "items": {"oneOf": [item, {"type": "array", "items": item}]}},
+            "data": {"type": "array", "minItems": 1, "items": {"anyOf": [flat, row]}},
             "parameters": {"type": "object"},
         },
         "required": ["name", "shape", "datatype"],
+        # The elements come as JSON `data` or as binary data after the JSON header.
+        "anyOf": [
+            {"required": ["data"]},
+            {"required": ["parameters"], "properties": {"parameters": {"required": ["binary_data_size"]}}},
+        ],
     }
+
+
+def _element_schema(feature: Feature) -> dict[str, Any]:
+    """A feature's value as a tensor element: the same schema as in a /predict row."""
+    return {k: v for k, v in feature_schema(feature).items() if k != "description"}
 
 
 def _v2_schemas(manifest: Manifest, metadata: dict[str, Any], max_rows: int) -> dict[str, Any]:

@@ -53,3 +53,15 @@ def test_dumps_round_trips_a_prediction_body() -> None:
 def test_dumps_falls_back_for_what_orjson_refuses_and_writes_valid_json_for_nan() -> None:
     assert json.loads(fastjson.dumps({1: "int key", "big": 2**70})) == {"1": "int key", "big": 2**70}
     assert json.loads(fastjson.dumps({"x": math.nan})) == {"x": None}
+
+
+@pytest.mark.parametrize(
+    "number", ["9223372036854775807", "18446744073709551615", "18446744073709551616", "-9223372036854775809"]
+)
+def test_an_integer_reads_the_same_whichever_parser_reads_it(number: str) -> None:
+    # GIVEN an integer at or beyond 64 bits, alone (orjson reads it) and beside NaN (only the
+    # standard library's parser accepts NaN, so it reads the whole document)
+    alone = fastjson.loads(number)
+    [beside, _] = fastjson.loads(f"[{number}, NaN]")
+    # THEN the same type and value either way (found by the batch column-parse property test)
+    assert (type(beside), beside) == (type(alone), alone)

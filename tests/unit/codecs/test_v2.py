@@ -425,3 +425,32 @@ def test_the_decoder_answers_anything_with_success_or_a_protocol_error(
     else:
         assert answer["model_name"] == "penguins"
         assert answer["outputs"]
+
+
+@pytest.mark.parametrize("where", ["request", "input", "output"])
+def test_parameters_that_are_not_an_object_are_refused(lambda_context: FakeLambdaContext, where: str) -> None:
+    # GIVEN the golden request with `parameters` as a list (found by schemathesis --checks all)
+    body = golden_request()
+    body["outputs"] = [{"name": "label"}]
+    target = {"request": body, "input": body["inputs"][0], "output": body["outputs"][0]}[where]
+    target["parameters"] = [None, None]
+    # WHEN inferred THEN 400 in the protocol's shape, naming the field, never silently ignored
+    status, answer = infer(body, lambda_context)
+    assert status == 400
+    assert "'parameters' must be an object" in answer["error"]
+
+
+def test_integral_float_dimensions_are_accepted_and_null_outputs_refused(
+    lambda_context: FakeLambdaContext,
+) -> None:
+    # GIVEN shapes written as 2.0 (JSON Schema's "integer" admits them; schemathesis sends them)
+    body = golden_request()
+    for tensor in body["inputs"]:
+        tensor["shape"] = [float(d) for d in tensor["shape"]]
+    status, _ = infer(body, lambda_context)
+    assert status == 200
+    # AND `outputs: null`, which is not the documented array, is refused rather than ignored
+    body["outputs"] = None
+    status, answer = infer(body, lambda_context)
+    assert status == 400
+    assert "'outputs' must be an array" in answer["error"]

@@ -159,3 +159,24 @@ def test_log_lines_carry_model_identity_and_correlation_id(lambda_context: FakeL
     assert refused["model_version"] == get_service().manifest.version
     assert refused["model_sha256"] == get_service().manifest.sha256
     assert refused["correlation_id"] == "api_unknown_category"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"), [("TRACE", "/predict", "POST"), ("DELETE", "/health", "GET")]
+)
+def test_a_served_path_asked_with_another_method_is_405_with_allow(
+    lambda_context: FakeLambdaContext, method: str, path: str, allowed: str
+) -> None:
+    # GIVEN a path the handler serves, asked with a method it does not serve (API Gateway's one
+    # greedy route hands every method to the function)
+    event = load_event("api_health")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["routeKey"] = event["requestContext"]["routeKey"] = "ANY /{proxy+}"
+    response = app.lambda_handler(event, lambda_context)
+    # THEN 405 with the methods that are served, in the error body of every other refusal
+    assert response["statusCode"] == 405
+    assert response["headers"]["Allow"] == allowed
+    body = json.loads(response["body"])["error"]
+    assert body["code"] == "method_not_allowed"
+    assert body["request_id"]

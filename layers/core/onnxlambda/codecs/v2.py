@@ -184,10 +184,12 @@ class V2Model:
     def decode(self, raw: bytes, header_length: str | None) -> tuple[Decoded, str | None, list[str]]:
         """The request as feature columns, its `id`, and the outputs it asks for."""
         request, binary = _split_body(raw, header_length)
+        if not isinstance(request.get("parameters", {}), dict):
+            raise malformed("'parameters' must be an object")
         request_id = request.get("id")
         if request_id is not None and not isinstance(request_id, str):
             raise malformed("'id' must be a string")
-        wanted = self._requested_outputs(request.get("outputs"))
+        wanted = self._requested_outputs(request.get("outputs", []))
         columns = self._decode_inputs(request.get("inputs"), binary)
         return Decoded(protocol="v2", columns=columns), request_id, wanted
 
@@ -206,7 +208,7 @@ class V2Model:
         return response
 
     def _requested_outputs(self, outputs: object) -> list[str]:
-        if outputs is None or outputs == []:  # "[]" asks for nothing: read as "not specified"
+        if outputs == []:  # absent, or "[]" (which asks for nothing): read as "not specified"
             return list(self._outputs)
         if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
             raise malformed("'outputs' must be an array of objects with a 'name'")
@@ -215,6 +217,8 @@ class V2Model:
             name = output.get("name")
             if not isinstance(name, str):
                 raise malformed("each requested output needs a string 'name'")
+            if not isinstance(output.get("parameters", {}), dict):
+                raise malformed(f"requested output '{name}': 'parameters' must be an object")
             if name not in self._outputs:
                 raise malformed(
                     f"unexpected inference output '{name}' for model '{self.name}'; "
@@ -284,7 +288,7 @@ class V2Model:
                 f"inference input '{spec.name}' data-type is '{datatype}', "
                 f"but model '{self.name}' expects '{spec.datatype}'"
             )
-        shape = tensor.get("shape")
+        shape = _dimensions(tensor.get("shape"))
         width = spec.shape[1] if len(spec.shape) == 2 else 1
         accepted = [[-1, width]] + ([[-1]] if width == 1 else [])
         if (
@@ -326,6 +330,15 @@ class V2Model:
         return encoded
 
 
+def _dimensions(shape: object) -> object:
+    """A shape with integral numbers as ints: JSON Schema's "integer" admits 2.0, so does this."""
+    if isinstance(shape, list) and all(
+        type(d) is float and d.is_integer() for d in shape if type(d) is not int
+    ):
+        return [int(d) if type(d) is float else d for d in shape]
+    return shape
+
+
 def _bounds(feature: Feature) -> tuple[float, ...]:
     return tuple(b for b in (feature.minimum, feature.maximum) if b is not None)
 
@@ -362,9 +375,11 @@ def _tensor_values(
     tensor: dict[str, Any], datatype: str, binary: bytes, offset: int
 ) -> tuple[list[Any], int]:
     """The tensor's elements in row-major order, from `data` or from the binary section."""
-    parameters = tensor.get("parameters")
-    size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+    parameters = tensor.get("parameters", {})
     name = tensor["name"]
+    if not isinstance(parameters, dict):
+        raise malformed(f"input '{name}': 'parameters' must be an object")
+    size = parameters.get("binary_data_size")
     if size is not None:
         if type(size) is not int or size < 0 or offset + size > len(binary):
             raise malformed(f"input '{name}': binary_data_size does not fit the binary data sent")

@@ -71,6 +71,13 @@ def not_found(message: str) -> ServingError:
     return ServingError("not_found", message, status=404)
 
 
+def method_not_allowed(method: str, path: str, allowed: list[str]) -> ServingError:
+    """A served path asked with another method: 405 (the transport adds the Allow header)."""
+    return ServingError(
+        "method_not_allowed", f"{method} is not served on {path}; allowed: {', '.join(allowed)}", status=405
+    )
+
+
 def internal(message: str = "internal error") -> ServingError:
     """A bug: logged with its stack by the transport; the caller gets this and a request id."""
     return ServingError("internal_error", message, status=500)

@@ -73,6 +73,8 @@ REQUEST_CODES: Final = (
     "too_many_rows",
     "model_not_ready",
     "invalid_feedback",
+    "not_found",
+    "method_not_allowed",
 )
 INPUT_CODES: Final = ("malformed_request", "validation_failed")
 VALUE_CODES: Final = (

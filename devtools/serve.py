@@ -4,8 +4,9 @@ running under the Lambda Runtime Interface Emulator. What `sam local start-api` 
     python -m devtools.serve --port 3000          # after `sam build`
     curl -X POST localhost:3000/predict -d @events/bodies/predict_one.json
 
-Routes are read from the built template's HttpApi events, so a path the template does not
-declare gets API Gateway's own 404, as it would when deployed.
+Routes are read from the built template's HttpApi events (one greedy ANY /{proxy+}), so what
+API Gateway would hand to the function reaches it here too, and a path outside every route (the
+root) gets API Gateway's own 404, as it would when deployed.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ for a regressor) and written as a single JSON log line on the same path as captu
 API function. The monitor joins it with the captured prediction by inference id.
 """
 
-import binascii
 import math
 from typing import Any
 
@@ -23,8 +22,10 @@ from onnxlambda.monitoring.capture import write_feedback
 from onnxlambda.serving.service import get_service
 
 if __package__:  # imported as functions.api.feedback (tests, tools)
+    from functions.api import httpevent
     from functions.api.apidoc import answers, request_body
 else:  # on Lambda the function's directory is the root
+    import httpevent  # type: ignore[import-not-found,no-redef]
     from apidoc import answers, request_body  # type: ignore[import-not-found,no-redef]
 
 metrics = Metrics()  # shares its metric set with app.py's instance (Powertools class state)
@@ -58,12 +59,16 @@ def checked_actual(manifest: Manifest, actual: Any) -> str | float:
 def feedback() -> Response[str]:
     # The body is checked by hand (onnxlambda.codecs.feedback), so no route needs Powertools' per-request
     # validation middleware (app.py: enable_validation=False). Its schema: onnxlambda_cli.openapi.document.
+    service = get_service()
+    event = router.current_event
+    # Size-checked (413) before decoding, like every other body: httpevent.raw_body.
+    raw = httpevent.raw_body(event.body, bool(event.is_base64_encoded), service.settings.max_body_bytes)
     try:
-        text = router.current_event.decoded_body  # UTF-8 errors: app.py's handler answers 400
-    except binascii.Error:  # not UnicodeDecodeError (also a ValueError): that one is app.py's
-        raise malformed("body is not valid base64") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise malformed("body is not UTF-8 encoded JSON") from None
     request = parse_feedback(text)
-    manifest = get_service().manifest
+    manifest = service.manifest
     actual = checked_actual(manifest, request.actual)
     write_feedback(request.inference_id, actual, manifest.version)
     metrics.add_metric(name=names.FEEDBACK, unit=MetricUnit.Count, value=1)

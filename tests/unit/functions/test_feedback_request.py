@@ -140,3 +140,13 @@ def test_the_route_reads_json_whatever_the_content_type(lambda_context: FakeLamb
     event = _feedback_event('{"inference_id": "x-0", "actual": "Adelie"}', content_type="text/plain")
     # WHEN posted THEN accepted (a 500 before: Powertools refused the content type)
     assert app.lambda_handler(event, lambda_context)["statusCode"] == 202
+
+
+def test_an_oversized_feedback_body_is_413_before_it_is_read(lambda_context: FakeLambdaContext) -> None:
+    # GIVEN feedback padded past ONNXLAMBDA_MAX_BODY_BYTES (the route documents 413, as /predict)
+    event = load_event("api_feedback")
+    event["body"] = event["body"] + " " * (1_048_576 + 1)
+    response = app.lambda_handler(event, lambda_context)
+    # THEN refused as too large, before any parsing
+    assert response["statusCode"] == 413
+    assert json.loads(response["body"])["error"]["code"] == "body_too_large"

@@ -692,7 +692,7 @@ def _stream(  # noqa: PLR0917 - one call site; the pieces of one file's run
             raise FileError(
                 "time_budget_exceeded",
                 f"stopped with {left} ms left after {scorer.rows_read} rows; nothing was written "
-                "but this report. Split the file into parts below the size the README states for "
+                "but this report. Split the file into parts below the size docs/batch.md states for "
                 "one invocation, and upload the parts.",
             )
         scorer.score(chunk, scored, errors)

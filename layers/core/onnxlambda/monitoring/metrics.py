@@ -1,4 +1,4 @@
-"""Metric names and per-request metric values, in one place for the handlers, template and README.
+"""Metric names and per-request metric values, in one place for the handlers, template and docs.
 
 Every metric goes to namespace OnnxLambda with the single dimension `service`: alarms and
 dashboards in template.yaml then name each metric exactly, across model releases (a model

@@ -12,7 +12,7 @@ OLD and NEW are each one of:
     lambda:<function>[:<alias|version>]   GET /model through Lambda Invoke (default alias: live)
 
 Every difference is classified breaking / compatible / model / metadata (see
-onnxlambda.release.contract_diff); the rule is breaking -> major, compatible -> minor, anything
+onnxlambda_cli.contract_diff); the rule is breaking -> major, compatible -> minor, anything
 else -> patch. With --require-bump the command exits 2, the table being the reason, when NEW's
 version is a smaller bump than its changes need (or no bump, or older): `make deploy` runs it
 against the deployed `live` alias before `sam deploy`. With --config-env and nothing deployed yet
@@ -32,8 +32,8 @@ from typing import Any
 
 from onnxlambda.contract.manifest import MANIFEST_FILE
 from onnxlambda.contract.strict import ManifestError
-from onnxlambda.release.contract_diff import Contract, ContractDiff, diff, format_table
 from onnxlambda.release.gate import http_event
+from onnxlambda_cli.contract_diff import Contract, ContractDiff, diff, format_table
 
 EXIT_REFUSED = 2
 EXIT_UNREADABLE = 1

@@ -15,14 +15,14 @@ import pytest
 
 from onnxlambda.contract.manifest import Manifest, upgrade
 from onnxlambda.contract.strict import build
-from onnxlambda.release.contract_diff import (
+from onnxlambda.serving.validation import Validator
+from onnxlambda_cli.contract_diff import (
     Contract,
     diff,
     format_table,
     next_version,
     version_bump,
 )
-from onnxlambda.serving.validation import Validator
 from tests.conftest import MODELS, golden_rows
 from tests.unit.release.candidates import manifest_json
 

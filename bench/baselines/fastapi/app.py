@@ -20,8 +20,11 @@ from pydantic import BaseModel
 _DIR = Path(os.environ.get("ONNXLAMBDA_MODEL_DIR", "/opt/model"))
 _MANIFEST = json.loads((_DIR / "manifest.json").read_text())
 _DTYPES: dict[str, Any] = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "string": object}
-_FEATURES = [(f["name"], f.get("onnx_name") or f["name"], _DTYPES[f["dtype"]]) for f in _MANIFEST["features"]]
+# Each graph input from its features' values (one [N, 1] per feature, or a packed [N, F] matrix).
+_INPUTS = [(i["name"], i["features"], _DTYPES[i["dtype"]], i.get("rank", 2)) for i in _MANIFEST["inputs"]]
 _OUT = _MANIFEST["output"]
+_KEYS = _OUT.get("class_values") or _OUT.get("labels")  # the model's own class values, in its order
+_NAME_OF = dict(zip(_KEYS or [], _OUT.get("labels") or [], strict=True))
 _options = ort.SessionOptions()
 _options.intra_op_num_threads = int(
     os.environ.get("ONNXLAMBDA_ORT_INTRA_OP_THREADS", "1")
@@ -41,15 +44,17 @@ class PredictRequest(BaseModel):
 @app.post("/predict")
 def predict(request: PredictRequest) -> dict[str, Any]:
     rows = request.instances
-    feeds = {
-        tensor: np.array([row[name] for row in rows], dtype=dtype).reshape(-1, 1)
-        for name, tensor, dtype in _FEATURES
-    }
+    feeds = {}
+    for tensor, features, dtype, rank in _INPUTS:
+        matrix = np.array([[row[name] for name in features] for row in rows], dtype=dtype)
+        feeds[tensor] = matrix if rank == 2 else matrix.reshape(-1)
     if _OUT["kind"] == "classification":
         labels, probs = _SESSION.run([_OUT["label_tensor"], _OUT["probability_tensor"]], feeds)
+        if _OUT.get("probability_format") == "zipmap":  # a list of {class: probability} maps
+            probs = np.array([[p[k] for k in _KEYS] for p in probs], dtype=np.float32)
         names = _OUT["labels"]
         predictions: list[dict[str, Any]] = [
-            {"label": str(label), "probabilities": dict(zip(names, p, strict=True))}
+            {"label": _NAME_OF.get(label, str(label)), "probabilities": dict(zip(names, p, strict=True))}
             for label, p in zip(labels.reshape(-1).tolist(), probs.round(6).tolist(), strict=True)
         ]
     else:

@@ -15,6 +15,7 @@ from devtools.batchdata import csv_bytes, sample_rows
 from onnxlambda.batch.files import text_lines
 from onnxlambda.batch.numbers import parse_cell, parse_column
 from onnxlambda.batch.readers import Chunk, CsvReader, JsonLinesReader
+from onnxlambda.codecs.predict import read_json
 from onnxlambda.contract.errors import ServingError
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.service import Service
@@ -89,7 +90,7 @@ def jsonl_outcome(service: Service, text: str) -> tuple[str | None, object]:
 def api_outcome(service: Service, text: str) -> tuple[str | None, object]:
     body = json.dumps({"instances": [one_row(service)]}).replace("3600.0", text, 1)
     try:
-        parsed: Any = service.parse_body(body)
+        parsed: Any = read_json(body, service.settings.max_body_bytes)
         service.predict(parsed)
     except ServingError as err:
         if err.code == "malformed_request":

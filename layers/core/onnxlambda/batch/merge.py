@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -57,9 +59,12 @@ class MergeClient(S3Client, Protocol):
 class Assembler:
     """One object made of byte spans of other objects of the same bucket and of literal bytes,
     in order: spans of at least 5 MiB are copied by S3 (UploadPartCopy), smaller pieces are read
-    and uploaded in parts of `part_bytes`. Nothing is visible until `close()`; `abort()` drops it."""
+    and uploaded in parts of `part_bytes`. Up to `in_flight` parts are copied or uploaded at once
+    (numbered in order, completed in order). Nothing is visible until `close()`; `abort()` drops it."""
 
-    def __init__(self, s3: MergeClient, bucket: str, key: str, content_type: str, part_bytes: int) -> None:
+    def __init__(  # noqa: PLR0917 - where, what, and how
+        self, s3: MergeClient, bucket: str, key: str, content_type: str, part_bytes: int, in_flight: int = 8
+    ) -> None:
         if part_bytes < MIN_PART_BYTES:
             raise ValueError(f"part_bytes must be at least {MIN_PART_BYTES}")
         self._s3 = s3
@@ -69,7 +74,9 @@ class Assembler:
         self._part_bytes = part_bytes
         self._buffer = bytearray()
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._parts: list[Future[dict[str, Any]]] = []
+        self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="merge-part")
+        self._slots = threading.BoundedSemaphore(in_flight)  # bounds the bytes held by uploads in flight
         self.bytes = 0
         self.copied_bytes = 0
 
@@ -108,26 +115,41 @@ class Assembler:
             self._upload_id = str(created["UploadId"])
         return self._upload_id
 
-    def _upload(self, data: bytes) -> None:
+    def _submit(self, call: Callable[[str, int], dict[str, Any]]) -> None:
         upload_id = self._create()
         number = len(self._parts) + 1
-        answer = self._s3.upload_part(
-            Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=data
-        )
-        self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        self._slots.acquire()
+
+        def run() -> dict[str, Any]:
+            try:
+                return call(upload_id, number)
+            finally:
+                self._slots.release()
+
+        self._parts.append(self._pool.submit(run))
+
+    def _upload(self, data: bytes) -> None:
+        def upload(upload_id: str, number: int) -> dict[str, Any]:
+            answer = self._s3.upload_part(
+                Bucket=self.bucket, Key=self.key, UploadId=upload_id, PartNumber=number, Body=data
+            )
+            return {"PartNumber": number, "ETag": answer["ETag"]}
+
+        self._submit(upload)
 
     def _copy(self, key: str, start: int, end: int) -> None:
-        upload_id = self._create()
-        number = len(self._parts) + 1
-        answer = self._s3.upload_part_copy(
-            Bucket=self.bucket,
-            Key=self.key,
-            UploadId=upload_id,
-            PartNumber=number,
-            CopySource={"Bucket": self.bucket, "Key": key},
-            CopySourceRange=f"bytes={start}-{end - 1}",
-        )
-        self._parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+        def copy(upload_id: str, number: int) -> dict[str, Any]:
+            answer = self._s3.upload_part_copy(
+                Bucket=self.bucket,
+                Key=self.key,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": key},
+                CopySourceRange=f"bytes={start}-{end - 1}",
+            )
+            return {"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]}
+
+        self._submit(copy)
         self.bytes += end - start
         self.copied_bytes += end - start
 
@@ -139,16 +161,19 @@ class Assembler:
         else:
             if self._buffer:
                 self._upload(bytes(self._buffer))
+            parts = [future.result() for future in self._parts]  # the first error raises here
             self._s3.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=self.key,
                 UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},
+                MultipartUpload={"Parts": parts},
             )
         self._buffer.clear()
+        self._pool.shutdown()
 
     def abort(self) -> None:
         self._buffer.clear()
+        self._pool.shutdown(cancel_futures=True)  # waits for the parts in flight: the abort drops them too
         if self._upload_id is not None:
             try:
                 self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)

@@ -84,10 +84,11 @@ class EmulatorPool:
         return answer
 
 
-def sample_csv(manifest: Manifest, rows: int) -> bytes:
+def sample_csv(manifest: Manifest, rows: int, *, line_breaks: bool = True) -> bytes:
     """A CSV of `rows` rows drawn from the manifest's baselines, with an id column: every 97th id
-    holds a comma and a quoted line break, every 1,000th row is one field short
-    (wrong_field_count), every other 1,500th has a body mass that is not a number (wrong_type)."""
+    holds a comma and a quoted line break (unless `line_breaks` is False: plain rows, no quote),
+    every 1,000th row is one field short (wrong_field_count), every other 1,500th has a body mass
+    that is not a number (wrong_type)."""
     names = ["id", *manifest.feature_names]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -98,7 +99,7 @@ def sample_csv(manifest: Manifest, rows: int) -> bytes:
             sample_rows(manifest, min(10_000, rows - start), seed=start), start=start + 1
         ):
             cells: list[Any] = ["" if row.get(n) is None else row[n] for n in manifest.feature_names]
-            ident = f"r{i}, batch\nB" if i % 97 == 0 else f"r{i}"
+            ident = f"r{i}, batch\nB" if line_breaks and i % 97 == 0 else f"r{i}"
             if i % 1500 == 0:
                 cells[mass] = "heavy"
             line = [ident, *cells]

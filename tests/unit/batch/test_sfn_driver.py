@@ -364,3 +364,24 @@ def test_a_step_error_carries_no_message_when_fields_are_redacted(
         assert note["error"] == "WithheldError"
         assert "ValueError: message withheld" in note["cause"]
         assert "tok-secret" not in note["cause"]
+
+
+@pytest.mark.parametrize("step", ["plan", "merge"])
+def test_a_plan_or_merge_that_keeps_failing_ends_in_a_failed_summary(
+    s3: Any, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    configure(monkeypatch)
+    obj = upload(s3, f"incoming/{step}-down.csv", 300)
+    # GIVEN the plan (or the merge) failing on every attempt
+    sm, _ = machine(s3, Faults({(step, None): ["error"] * 10}))
+    # WHEN the object is run
+    execution = sm.run(obj, name=f"{step}-down")
+    # THEN after its retries the run fails, with a failed summary that says so, and no output file
+    assert (execution.status, execution.error) == ("FAILED", "LargeObjectFailed")
+    summary = json.loads(s3.get_object(Bucket=BUCKET, Key=failed_summary_key(s3))["Body"].read())
+    assert (summary["status"], summary["error"]["code"]) == ("failed", "run_failed")
+    assert summary["error"]["message"].startswith("Lambda.Unknown")
+    assert summary["input"]["etag"] == obj["etag"]
+    assert summary["output"]["scored"] is None
+    retries = [e for e in sm.history if e.kind == "retry" and e.state == step.capitalize()]
+    assert len(retries) == 2  # the catch-all retrier's 2 attempts after the first

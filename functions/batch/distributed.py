@@ -82,6 +82,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             raise WithheldError(f"{type(exc).__name__}: message withheld (REDACT_FIELDS is set)") from None
         raise
     logger.info("step done", extra={"action": action, "answer": answer})
+    metrics.add_metric(name=f"BatchStep_{action}", unit=MetricUnit.Count, value=1)
     return answer
 
 

@@ -23,7 +23,7 @@ CACHE_DIR ?= .aws-sam/cache
 SAM_ENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PYTHON="$(CURDIR)/$(PY)"
 
 .PHONY: help setup build serve test unit integration lint typecheck validate scan load model clean openapi import
-.PHONY: load-batch property
+.PHONY: load-batch property distributed-compare
 .PHONY: deploy status rollback changelog bench-monitoring bench-batch bench bench-compare
 .PHONY: bench-shadow
 
@@ -95,9 +95,15 @@ typecheck: setup  ## mypy --strict
 unit: setup  ## unit tests only (no build)
 	$(PY) -m pytest tests -m "not integration"
 
-property: setup  ## the batch line-accounting property over many damaged files (PROPERTY_EXAMPLES, default 5000)
+property: setup  ## the batch line-accounting and range-merge properties over many damaged files (PROPERTY_EXAMPLES, default 5000)
 	BATCH_PROPERTY_EXAMPLES=$${PROPERTY_EXAMPLES:-5000} $(PY) -m pytest tests/unit/batch/test_accounting_property.py \
-		-q -p no:cacheprovider --hypothesis-show-statistics
+		tests/unit/batch/test_distributed_property.py -q -p no:cacheprovider --hypothesis-show-statistics
+
+# The large-object path (Step Functions Distributed Map, run by the local driver: a test harness)
+# against the single path on one big file; docs/batch.md "Measured". Not part of `make test`.
+distributed-compare: build  ## large-object path vs single path, byte for byte, under the emulator (COMPARE_ROWS=2000000, COMPARE_WORKERS=2)
+	PYTHONPATH=layers/core:cli:. $(PY) -m devtools.distributed_compare --rows $${COMPARE_ROWS:-2000000} \
+		--workers $${COMPARE_WORKERS:-2} $(COMPARE_ARGS)
 
 test: lint typecheck validate scan build  ## everything CI runs: lint, types, template, build, all tests
 	$(PY) -m pytest tests

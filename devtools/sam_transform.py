@@ -20,7 +20,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_URI_PROPERTY = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
+_URI_PROPERTY = {
+    "AWS::Serverless::Function": "CodeUri",
+    "AWS::Serverless::LayerVersion": "ContentUri",
+    "AWS::Serverless::StateMachine": "DefinitionUri",  # sam package uploads it too
+}
 
 
 class _NoManagedPolicies:

@@ -1,9 +1,11 @@
-"""Batch function: S3 ObjectCreated (input prefix) -> onnxlambda.batch.event.score_event.
+"""Batch function: S3 ObjectCreated (input prefix) -> onnxlambda.batch.route.route_event.
 
 Transport only: read the event's records, call the core with an S3 client, log and count each
-outcome. What to do with bad rows, unreadable or vanished files and the time budget is decided
-in the core (layers/core/onnxlambda/batch/). Every record is scored; if any could not be (S3
-unreachable or refusing after the client's retries, a bug, no time left), the handler raises once
+outcome. Objects at least ONNXLAMBDA_BATCH_DISTRIBUTED_MIN_BYTES large start a Step Functions execution
+instead of being scored here (onnxlambda.batch.route; docs/batch.md "Which path"). What to do
+with bad rows, unreadable or vanished files and the time budget is decided in the core
+(layers/core/onnxlambda/batch/). Every record is scored; if any could not be (S3 unreachable or
+refusing after the client's retries, a bug, no time left), the handler raises once
 at the end, after logging each with the object, the error type and S3's error code: Lambda
 retries the event, the retry skips the objects already scored, and after the retries the event
 goes to the on-failure destination (SQS). A model that did not load raises at once. The S3
@@ -19,7 +21,9 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from onnxlambda import settings as settings_catalogue
-from onnxlambda.batch.event import BatchEventError, ObjectRef, Outcome, score_event
+from onnxlambda.batch.event import BatchEventError, ObjectRef, Outcome
+from onnxlambda.batch.job import DistributedConfig
+from onnxlambda.batch.route import route_event
 from onnxlambda.batch.s3 import S3ClientSettings
 from onnxlambda.batch.s3 import s3_client as build_s3_client
 from onnxlambda.batch.scoring import BatchConfig, s3_error_code
@@ -31,6 +35,8 @@ from onnxlambda.settings import Settings
 logger = Logger()
 metrics = Metrics()
 config = BatchConfig.from_env()  # refuses overlapping input/output prefixes at init
+distributed = DistributedConfig.from_env()
+distributed.check(config)  # ... and a work prefix overlapping either
 settings = Settings.from_env()
 s3_settings = S3ClientSettings.from_env()
 # With ONNXLAMBDA_REDACT_FIELDS set, a traceback keeps its frames and type, not a message quoting a value.
@@ -44,6 +50,7 @@ except ServingError:
 logger.append_keys(function_version=settings_catalogue.get("AWS_LAMBDA_FUNCTION_VERSION"))
 
 _s3: Any = None
+_sfn: Any = None
 
 
 def s3_client() -> Any:
@@ -52,6 +59,16 @@ def s3_client() -> Any:
     if _s3 is None:
         _s3 = build_s3_client(s3_settings)
     return _s3
+
+
+def sfn_client() -> Any:
+    """Step Functions, for objects that take the distributed path: created when first needed."""
+    global _sfn  # noqa: PLW0603 - one client per execution environment
+    if _sfn is None:
+        import boto3
+
+        _sfn = boto3.client("stepfunctions")
+    return _sfn
 
 
 @logger.inject_lambda_context
@@ -64,14 +81,17 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             key=unquote_plus(record.s3.get_object.key),  # S3 event keys are URL-encoded
             version_id=record.s3.get_object.version_id,
             etag=record.s3.get_object.etag or None,
+            size=record.s3.get_object.size,
         )
         for record in S3Event(event).records
     ]
-    outcomes = score_event(
+    outcomes = route_event(
         s3_client(),
+        sfn_client,
         service.runtime,
         service.validator,
         config,
+        distributed,
         refs,
         remaining_ms=context.get_remaining_time_in_millis,
         redactor=service.redactor,
@@ -122,4 +142,5 @@ def _result(outcome: Outcome) -> dict[str, Any]:
         "lines": summary.get("lines", {}),
         "error": summary.get("error") or summary.get("reason"),
         "summary": summary.get("output", {}).get("summary"),
+        **({"execution": summary["execution"]} if "execution" in summary else {}),
     }

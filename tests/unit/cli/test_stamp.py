@@ -53,7 +53,7 @@ def test_stamping_writes_the_release_pins_the_settings_and_names_each_version(tm
     assert template["Parameters"]["LogLevel"]["AllowedValues"] == ["INFO"]
     # AND every aliased function has its digest, and a description that names it
     digests = stamp.version_digests(template)
-    assert set(digests) == {"ApiFunction", "BatchFunction", "MonitorFunction"}
+    assert set(digests) == {"ApiFunction", "BatchFunction", "BatchRangeFunction", "MonitorFunction"}
     api = template["Resources"]["ApiFunction"]["Properties"]
     assert api["VersionDescription"].endswith(f"code abc1234 digest {digests['ApiFunction'][:10]}")
 

@@ -236,7 +236,19 @@ def test_batch_role_reads_only_input_and_writes_only_output(template: dict[str, 
         assert statement["Resource"]["Fn::Sub"][0].startswith(f"arn:${{AWS::Partition}}:s3:::{bucket[0]}/")
         assert statement["Resource"]["Fn::Sub"][1] == bucket[1]
     assert listing["Resource"]["Fn::Sub"] == [f"arn:${{AWS::Partition}}:s3:::{bucket[0]}", bucket[1]]
-    assert set(statements) == {"ReadInputPrefixOnly", "WriteOutputPrefixOnly", "ListOutputPrefixOnly"}
+    # ... and it may start the large-object state machine, nothing else of Step Functions
+    assert statements["StartLargeObjectRuns"] == {
+        "Sid": "StartLargeObjectRuns",
+        "Effect": "Allow",
+        "Action": "states:StartExecution",
+        "Resource": {"Ref": "LargeObjectStateMachine"},
+    }
+    assert set(statements) == {
+        "ReadInputPrefixOnly",
+        "WriteOutputPrefixOnly",
+        "ListOutputPrefixOnly",
+        "StartLargeObjectRuns",
+    }
 
 
 def test_bucket_is_encrypted_private_versioned_and_tls_only(template: dict[str, Any]) -> None:

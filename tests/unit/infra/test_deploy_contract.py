@@ -61,6 +61,11 @@ OTHER_VALUE: dict[str, str | None] = {
     "BatchOutputPrefix": "outbox/",
     "ShadowSampleRate": "0.5",
     "ShadowBudgetMs": "2",
+    "BatchDistributedMinBytes": "2147483648",
+    "BatchWorkPrefix": "parts/",
+    "BatchRangeBytes": "33554432",
+    "BatchMaxConcurrency": "50",
+    "BatchToleratedFailurePercentage": "5",
 }
 # Settings that change what a published version does, whatever else the template says.
 MUST_PIN = {
@@ -78,15 +83,8 @@ NOT_PINNED = {"DeploymentType", "ReservedConcurrency", "ProvisionedConcurrency",
 
 def artifacts(**changed: str) -> dict[str, str]:
     """Stand-ins for the digests of the built code and layers (`make build` hashes .aws-sam/build)."""
-    names = [
-        "ApiFunction",
-        "BatchFunction",
-        "MonitorFunction",
-        "PreTrafficHook",
-        "CoreLayer",
-        MODEL_LAYER,
-        "ChallengerLayer",
-    ]
+    names = ["ApiFunction", "BatchFunction", "BatchRangeFunction", "MonitorFunction", "PreTrafficHook"]
+    names += ["CoreLayer", MODEL_LAYER, "ChallengerLayer"]
     return {name: hashlib.sha256(changed.get(name, name).encode()).hexdigest() for name in names}
 
 
@@ -170,7 +168,7 @@ def test_each_environment_publishes_the_stamped_digest_of_every_aliased_function
     digests = stamp.version_digests(template)
     # THEN every aliased function's version is named by its digest (SAM takes AutoPublishCodeSha256
     # instead of hashing properties), and its description carries the release stamp
-    assert set(digests) == {"ApiFunction", "BatchFunction", "MonitorFunction"}
+    assert set(digests) == {"ApiFunction", "BatchFunction", "BatchRangeFunction", "MonitorFunction"}
     for function, version in versions(resources).items():
         assert version == f"{function}Version{digests[function][:10]}"
         description = resources[version]["Properties"]["Description"]
@@ -239,10 +237,10 @@ def test_a_model_only_release_moves_every_function_that_loads_the_model_together
 @pytest.mark.parametrize(
     ("variant", "moved"),
     [
-        ("core", {"ApiFunction", "BatchFunction", "MonitorFunction"}),
+        ("core", {"ApiFunction", "BatchFunction", "BatchRangeFunction", "MonitorFunction"}),
         ("api-code", {"ApiFunction"}),
         # every function carries the Globals' layers, so a new challenger republishes all three
-        ("challenger", {"ApiFunction", "BatchFunction", "MonitorFunction"}),
+        ("challenger", {"ApiFunction", "BatchFunction", "BatchRangeFunction", "MonitorFunction"}),
         ("batch-code", {"BatchFunction"}),
         ("capture-bucket-replaced", {"MonitorFunction"}),
     ],

@@ -35,6 +35,7 @@ class ObjectRef:
     key: str
     version_id: str | None = None
     etag: str | None = None
+    size: int | None = None  # as the event states it: which path scores the object (batch.route)
 
 
 class Deferred(Exception):  # noqa: N818 - an outcome, not an error of this code

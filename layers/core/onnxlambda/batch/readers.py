@@ -21,6 +21,13 @@ Values: CSV cells arrive as strings. Numeric features follow the one number rule
 (onnxlambda.batch.numbers: the JSON number grammar, parsed by the API's JSON parser; an empty or
 blank cell is null; anything else stays text and is `wrong_type`). Categorical cells are taken
 verbatim, an empty one is null. JSON Lines values keep their JSON types, as in the API.
+
+A reader can also read one part of a file on its own (`Span`: the distributed path cuts large
+files at record boundaries, onnxlambda.batch.plan): rows and lines are then numbered as in the
+whole file, and the records that start after the part's last line are left to the next part, while
+a record that starts inside it is read to its end, past that line if it must be. Read from a
+record boundary, a part yields exactly the rows, rejections and messages the whole file yields
+for those lines (tests/unit/batch/test_distributed_property.py).
 """
 
 from __future__ import annotations
@@ -45,6 +52,36 @@ from onnxlambda.contract.manifest import Feature, Manifest
 # own field limit (131,072 characters) caps it.
 TEXT_CELL_CHARS = 10_000
 _BLOCK_LINES = 4096  # lines handed to the csv module per list
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """The part of a file a reader reads (default: all of it).
+
+    Its rows are numbered after `rows_before`; its first line is line `first_line` of the file;
+    records that start after `last_line` are not read (None: read to the end). A CSV part that
+    does not start at line 1 is given the file's header line first, then its own lines: the
+    header is numbered first_line - 1 and counted in `LineCounts.header` as usual."""
+
+    rows_before: int = 0
+    first_line: int = 1
+    last_line: int | None = None
+
+    def owns(self, line: int) -> bool:
+        """Whether a record starting on `line` belongs to this part."""
+        return self.last_line is None or line <= self.last_line
+
+    def room(self, line: int, n: int) -> int:
+        """At most n, and no more than the lines this part owns from `line` on."""
+        return n if self.last_line is None else max(0, min(n, self.last_line - line + 1))
+
+    def total(self, base: int, pulled: int) -> int:
+        """Lines of the part counted from line `base`, when `pulled` lines were read from there
+        (a part may read past its last line to finish a record that started inside it)."""
+        return pulled if self.last_line is None else min(pulled, self.last_line - base + 1)
+
+
+WHOLE_FILE = Span()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,11 +205,11 @@ class _Lines:
     """A file's physical lines for the csv module, numbered from 1, kept from the first line not
     yet settled so that reading can restart at any of them."""
 
-    def __init__(self, lines: Iterable[str]) -> None:
+    def __init__(self, lines: Iterable[str], first: int = 1) -> None:
         it = iter(lines)
         self._blocks: Iterator[list[str]] = iter(lambda: list(islice(it, _BLOCK_LINES)), [])
         self._kept: list[str] = []
-        self._base = 1  # line number of _kept[0]
+        self._base = first  # line number of _kept[0]
         self.pulled = 0  # lines read from the file so far
 
     def feed(self, start: int) -> Iterator[list[str]]:
@@ -255,6 +292,7 @@ class _Rows:
     (filled from split text or from csv records)."""
 
     width: int
+    keep: bool = True  # False: rows are counted and placed, their cells not kept
     numbers: list[int] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     spans: list[int] | None = None
@@ -269,6 +307,8 @@ class _Rows:
         return len(self.numbers) + len(self.rejected)
 
     def add_columns(self, columns: Sequence[Sequence[str]]) -> None:
+        if not self.keep:
+            return
         for col, more in zip(self.cols, columns, strict=True):
             col.extend(more)
 
@@ -318,17 +358,24 @@ class CsvReader:
         chunk_rows: int,
         id_column: str | None,
         max_text_cell_chars: int = TEXT_CELL_CHARS,
+        span: Span = WHOLE_FILE,
+        cells: bool = True,
     ) -> None:
         self._manifest = manifest
         self._chunk_rows = chunk_rows
         # A feature that happens to be called like the id column stays a feature.
         self._id_column = id_column if id_column not in manifest.feature_names else None
         self._text_cell_chars = max_text_cell_chars
+        self._span = span
+        # False: where rows start and end, and why some are rejected, without converting any
+        # cell (chunks carry no columns): how the distributed planner finds record boundaries.
+        self._cells = cells
         self.header: list[str] = []
         self.carry_columns: list[str] = []
         self.counts = LineCounts()
         self._line_breaks: list[bool] = []
-        self._row = 0
+        self._row = span.rows_before
+        self.header_line = 0  # the line the header is on, once read
 
     def _check_header(self, header: list[str]) -> None:
         names = self._manifest.feature_names
@@ -381,9 +428,12 @@ class CsvReader:
             return [h.strip() for h in record]
 
     def chunks(self, lines: Iterable[str]) -> Iterator[Chunk]:
-        source = _Lines(lines)
-        cursor = _Cursor(source, 1, tracking=True)
+        span = self._span
+        base = span.first_line - 1 if span.first_line > 1 else 1  # the header's line number
+        source = _Lines(lines, base)
+        cursor = _Cursor(source, base, tracking=True)
         header = self._read_header(source, cursor)
+        self.header_line = cursor.next_line - 1
         self._check_header(header)
         self.header = header
         self._line_breaks = line_break_columns(self._manifest, header)
@@ -392,15 +442,15 @@ class CsvReader:
         next_line = cursor.next_line
         while True:
             source.release(next_line)
-            rows = _Rows(len(header))
-            while rows.count < self._chunk_rows:
+            rows = _Rows(len(header), keep=self._cells)
+            while rows.count < self._chunk_rows and span.owns(next_line):
                 next_line, read = self._read(source, next_line, self._chunk_rows - rows.count, rows)
                 if not read:
                     break
             if rows.count:
                 yield self._chunk(rows, feature_idx, carry_idx)
-            if rows.count < self._chunk_rows:  # the file ended
-                self.counts.total = source.pulled
+            if rows.count < self._chunk_rows or not span.owns(next_line):  # the file (or part) ended
+                self.counts.total = span.total(base, source.pulled)
                 return
 
     def _read(self, source: _Lines, first: int, n: int, rows: _Rows) -> tuple[int, bool]:
@@ -410,6 +460,7 @@ class CsvReader:
         each is one line of the header's width, else sorted one by one; and if some record
         spans lines, the same records are read again with their end lines first."""
         width = len(self.header)
+        n = self._span.room(first, n)
         lines = source.lines(first, n)
         if not lines:
             return first, False
@@ -458,6 +509,8 @@ class CsvReader:
         width = len(self.header)
         for record, end in items:
             start = cursor.next_line
+            if not self._span.owns(start):
+                return start  # read to finish the part's last record; the next part's from here
             multi = end > start
             why = self._unbalanced(record) if multi else None
             if why is not None:
@@ -509,6 +562,8 @@ class CsvReader:
         rows.rejected.append(RejectedRow(self._row, [error], raw, line))
 
     def _chunk(self, rows: _Rows, feature_idx: list[int], carry_idx: list[int]) -> Chunk:
+        if not self._cells:
+            return Chunk(numbers=rows.numbers, lines=rows.lines, spans=rows.spans, rejected=rows.rejected)
         cols = rows.cols
         columns: dict[str, list[Any]] = {}
         for f, i in zip(self._manifest.features, feature_idx, strict=True):
@@ -540,7 +595,10 @@ class JsonLinesReader:
     """One JSON object per line, parsed like an API request body (onnxlambda.codecs.fastjson);
     blank lines are skipped and not numbered."""
 
-    def __init__(self, manifest: Manifest, *, chunk_rows: int, id_column: str | None) -> None:
+    def __init__(
+        self, manifest: Manifest, *, chunk_rows: int, id_column: str | None, span: Span = WHOLE_FILE
+    ) -> None:
+        self._span = span
         self._manifest = manifest
         self._chunk_rows = chunk_rows
         # A feature that happens to be called like the id column stays a feature.
@@ -556,9 +614,13 @@ class JsonLinesReader:
         originals: list[dict[str, Any]] = []
         carry: list[dict[str, Any]] = []
         rejected: list[RejectedRow] = []
-        row = 0
-        line_no = 0
-        for line_no, line in enumerate(lines, start=1):
+        span = self._span
+        row = span.rows_before
+        read = 0  # lines of this part read
+        for line_no, line in enumerate(lines, start=span.first_line):
+            if not span.owns(line_no):
+                break
+            read += 1
             if not line.strip(BLANK_CHARS):
                 self.counts.blank += 1
                 continue
@@ -589,8 +651,8 @@ class JsonLinesReader:
             if len(objects) + len(rejected) >= self._chunk_rows:
                 yield self._chunk(numbers, lines_of, objects, originals, carry, rejected)
                 numbers, lines_of, objects, originals, carry, rejected = [], [], [], [], [], []
-        self.counts.total = line_no
-        if not row:
+        self.counts.total = read
+        if row == span.rows_before and span == WHOLE_FILE:
             raise FileError("empty", "the file has no content")
         if objects or rejected:
             yield self._chunk(numbers, lines_of, objects, originals, carry, rejected)
@@ -621,12 +683,17 @@ def reader_for(
     chunk_rows: int,
     id_column: str | None,
     max_text_cell_chars: int = TEXT_CELL_CHARS,
+    span: Span = WHOLE_FILE,
 ) -> CsvReader | JsonLinesReader:
     if fmt == "csv":
         return CsvReader(
-            manifest, chunk_rows=chunk_rows, id_column=id_column, max_text_cell_chars=max_text_cell_chars
+            manifest,
+            chunk_rows=chunk_rows,
+            id_column=id_column,
+            max_text_cell_chars=max_text_cell_chars,
+            span=span,
         )
-    return JsonLinesReader(manifest, chunk_rows=chunk_rows, id_column=id_column)
+    return JsonLinesReader(manifest, chunk_rows=chunk_rows, id_column=id_column, span=span)
 
 
 __all__ = [
@@ -636,6 +703,7 @@ __all__ = [
     "JsonLinesReader",
     "LineCounts",
     "RejectedRow",
+    "Span",
     "line_break_columns",
     "reader_for",
 ]

@@ -526,6 +526,9 @@ def score_object(
         "started_at": started_at,
         "duration_ms": round((time.perf_counter() - started) * 1000.0, 1),
         "drift": drift,
+        # Which path scored it; the Step Functions path writes the same document with its own
+        # (onnxlambda.batch.summary).
+        "scored_by": {"path": "single_invocation"},
     }
     if failure is not None:
         summary["error"] = {"code": failure.code, "message": failure.message}

@@ -520,15 +520,15 @@ class ReplayGateSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ReplayGateSettings:
         """From ONNXLAMBDA_REPLAY_* and the capture location (onnxlambda.settings)."""
         return cls(
-            rows=settings.get("REPLAY_ROWS", env),
-            bucket=settings.get("CAPTURE_BUCKET", env),
-            prefix=settings.get("CAPTURE_PREFIX", env),
-            lookback=timedelta(hours=settings.get("REPLAY_LOOKBACK_HOURS", env)),
+            rows=settings.get("ONNXLAMBDA_REPLAY_ROWS", env),
+            bucket=settings.get("ONNXLAMBDA_CAPTURE_BUCKET", env),
+            prefix=settings.get("ONNXLAMBDA_CAPTURE_PREFIX", env),
+            lookback=timedelta(hours=settings.get("ONNXLAMBDA_REPLAY_LOOKBACK_HOURS", env)),
             min_rows=settings.get("REPLAY_MIN_ROWS", env),
             max_objects=settings.get("REPLAY_MAX_OBJECTS", env),
             thresholds=ReplayThresholds(
                 max_refused_share=settings.get("REPLAY_MAX_REFUSED_SHARE", env),
-                min_agreement=settings.get("REPLAY_MIN_AGREEMENT", env),
+                min_agreement=settings.get("ONNXLAMBDA_REPLAY_MIN_AGREEMENT", env),
                 max_output_psi=settings.get("REPLAY_MAX_OUTPUT_PSI", env),
             ),
         )

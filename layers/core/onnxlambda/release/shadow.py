@@ -75,9 +75,9 @@ class ShadowSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ShadowSettings:
         """From ONNXLAMBDA_SHADOW_* and ONNXLAMBDA_CHALLENGER_DIR (onnxlambda.settings)."""
         return cls(
-            sample_rate=settings.get("SHADOW_SAMPLE_RATE", env),
-            challenger_dir=settings.get("CHALLENGER_DIR", env),
-            budget_ms=settings.get("SHADOW_BUDGET_MS", env),
+            sample_rate=settings.get("ONNXLAMBDA_SHADOW_SAMPLE_RATE", env),
+            challenger_dir=settings.get("ONNXLAMBDA_CHALLENGER_DIR", env),
+            budget_ms=settings.get("ONNXLAMBDA_SHADOW_BUDGET_MS", env),
             max_rows=settings.get("SHADOW_MAX_ROWS", env),
             value_tolerance=settings.get("SHADOW_VALUE_TOLERANCE", env),
         )

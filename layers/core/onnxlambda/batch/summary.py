@@ -1,0 +1,102 @@
+"""summary.json for the distributed path: the single path's document, field for field.
+
+The single-invocation path builds its summary in onnxlambda.batch.scoring.score_object; the steps
+of a Step Functions run (plan, merge, failure report) build theirs here with the same fields in the
+same order, so a consumer reads both alike. `scored_by` is the one field that says which path
+scored the object (tests/unit/batch/test_distributed_property.py compares the two documents).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from onnxlambda.batch.scoring import OutputKeys, _model_ref
+from onnxlambda.batch.writer import S3Client
+from onnxlambda.contract.manifest import Manifest
+
+
+def model_ref(manifest: Manifest) -> dict[str, str]:
+    return _model_ref(manifest)
+
+
+def build_summary(
+    *,
+    ok: bool,
+    source: dict[str, Any],
+    keys: OutputKeys,
+    manifest: Manifest,
+    rows: dict[str, int],
+    lines: dict[str, int],
+    rejected_by_code: dict[str, int],
+    started_at: str,
+    duration_ms: float,
+    drift: dict[str, Any] | None,
+    scored_by: dict[str, Any],
+    error: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {
+        "status": "succeeded" if ok else "failed",
+        "input": source,
+        "output": {
+            "prefix": keys.base,
+            "scored": keys.scored if ok else None,
+            "errors": keys.errors if ok else None,
+            "summary": keys.summary,
+        },
+        "model": model_ref(manifest),
+        "rows": rows,
+        "lines": lines,
+        "rejected_by_code": dict(sorted(rejected_by_code.items())),
+        "started_at": started_at,
+        "duration_ms": duration_ms,
+        "drift": drift,
+        "scored_by": scored_by,
+    }
+    if error is not None:
+        summary["error"] = error
+    return summary
+
+
+def failed_summary(
+    source: dict[str, Any],
+    keys: OutputKeys,
+    manifest: Manifest,
+    code: str,
+    message: str,
+    *,
+    started_at: str,
+    duration_ms: float,
+    scored_by: dict[str, Any],
+    rows: dict[str, int] | None = None,
+    lines: dict[str, int] | None = None,
+    rejected_by_code: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """A failed run: no scored or errors file, the reason, and what was counted before it."""
+    return build_summary(
+        ok=False,
+        source=source,
+        keys=keys,
+        manifest=manifest,
+        rows=rows or {"read": 0, "scored": 0, "rejected": 0},
+        lines=lines or {"total": 0, "header": 0, "blank": 0, "scored": 0, "rejected": 0},
+        rejected_by_code=rejected_by_code or {},
+        started_at=started_at,
+        duration_ms=duration_ms,
+        drift=None,
+        scored_by=scored_by,
+        error={"code": code, "message": message},
+    )
+
+
+def write_summary(s3: S3Client, bucket: str, key: str, summary: dict[str, Any]) -> None:
+    """summary.json, formatted as the single path writes it."""
+    s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=(json.dumps(summary, indent=2) + "\n").encode("utf-8"),
+        ContentType="application/json",
+    )
+
+
+__all__ = ["build_summary", "failed_summary", "model_ref", "write_summary"]

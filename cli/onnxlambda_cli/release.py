@@ -573,9 +573,9 @@ def main(
                     print(f"skipped versions {', '.join(done.skipped)}: not what served {done.alias} before")
                 print(format_status(where.function, status(client, where.function, "live")))
         else:
-            from onnxlambda_cli import stamp
+            from onnxlambda_cli.cloudformation import load_template
 
-            built = stamp.load_template(args.template.read_text())
+            built = load_template(args.template.read_text())
             checked = preflight(
                 client,
                 _client("codedeploy", codedeploy, region),

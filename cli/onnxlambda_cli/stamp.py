@@ -39,7 +39,7 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,7 @@ from typing import Any
 import yaml
 
 from onnxlambda_cli import release
+from onnxlambda_cli.cloudformation import load_template, references
 
 RELEASE_MAPPING = ("Release", "Build")
 STAMP_RULE = "StampedBuild"
@@ -64,7 +65,6 @@ NOT_IN_VERSION = frozenset(
         "VersionDescription",  # written from the stamp and the digest below
     }
 )
-_SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
 
 
 class StampError(Exception):
@@ -79,64 +79,7 @@ class Stamp:
     stage: str
 
 
-# -- reading templates ------------------------------------------------------------------------
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation short forms (!Ref, !Sub, !GetAtt a.b, ...) read as their long forms."""
-
-
-def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    key = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {key: value}
-
-
-_CfnLoader.add_multi_constructor("!", _short_form)
-
-
-def load_template(text: str) -> dict[str, Any]:
-    template: dict[str, Any] = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
-    return template
-
-
 # -- what reaches a version -------------------------------------------------------------------
-
-
-def _references(value: Any, conditions: Mapping[str, Any], seen: set[str] | None = None) -> Iterator[str]:
-    """Names a value refers to: Ref and GetAtt targets, ${...} in Fn::Sub, through Fn::If its condition's."""
-    seen = set() if seen is None else seen
-    if isinstance(value, list):
-        for item in value:
-            yield from _references(item, conditions, seen)
-    elif isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                yield inner.split(".", 1)[0]  # SAM's `!Ref Function.Version` names the function
-            elif key == "Fn::GetAtt":
-                yield str(inner[0] if isinstance(inner, list) else inner).split(".", 1)[0]
-            elif key == "Fn::Sub":
-                text, variables = (inner, {}) if isinstance(inner, str) else (inner[0], inner[1])
-                found = (name.split(".", 1)[0] for name in _SUB_VARIABLE.findall(text))
-                yield from (name for name in found if name not in variables)
-                yield from _references(variables, conditions, seen)
-            elif key == "Fn::If" or (key == "Condition" and isinstance(inner, str)):
-                # {"Condition": name} inside a condition; an IAM statement's Condition is a mapping
-                name = inner[0] if key == "Fn::If" else inner
-                if name not in seen:
-                    seen.add(name)
-                    yield from _references(conditions.get(name), conditions, seen)
-                if key == "Fn::If":
-                    yield from _references(inner[1:], conditions, seen)
-            else:
-                yield from _references(inner, conditions, seen)
 
 
 def aliased_functions(template: Mapping[str, Any]) -> list[str]:
@@ -164,7 +107,7 @@ def version_parameters(template: Mapping[str, Any]) -> dict[str, list[str]]:
     parameters = set(template.get("Parameters") or {})
     conditions = template.get("Conditions") or {}
     return {
-        function: sorted(set(_references(_version_inputs(template, function), conditions)) & parameters)
+        function: sorted(set(references(_version_inputs(template, function), conditions)) & parameters)
         for function in aliased_functions(template)
     }
 
@@ -263,7 +206,7 @@ def version_digest(
     resources = template["Resources"]
     # A resource the function names by Ref/GetAtt: replacing it changes the name or ARN its
     # version was published with (e.g. ONNXLAMBDA_CAPTURE_BUCKET), so its template text counts too.
-    named = sorted(set(_references(inputs, template.get("Conditions") or {})) & set(resources) - {function})
+    named = sorted(set(references(inputs, template.get("Conditions") or {})) & set(resources) - {function})
     material = {
         **inputs,
         "resources": {

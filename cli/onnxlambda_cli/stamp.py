@@ -46,8 +46,9 @@ from typing import Any
 
 import yaml
 
-from onnxlambda_cli import release
 from onnxlambda_cli.cloudformation import load_template, references
+from onnxlambda_cli.release import ReleaseError
+from onnxlambda_cli.release.environments import ROOT, SAMCONFIG, code_revision, deploy_settings
 
 RELEASE_MAPPING = ("Release", "Build")
 STAMP_RULE = "StampedBuild"
@@ -126,7 +127,7 @@ def layers_of(template: Mapping[str, Any], function: str) -> list[str]:
 def environment_values(template: Mapping[str, Any], config_env: str, samconfig: Path) -> dict[str, str]:
     """Every parameter's value for a samconfig environment: its overrides over the template defaults."""
     values = {k: str(v["Default"]) for k, v in (template.get("Parameters") or {}).items() if "Default" in v}
-    overrides = release.deploy_settings(config_env, samconfig).get("parameter_overrides", "")
+    overrides = deploy_settings(config_env, samconfig).get("parameter_overrides", "")
     for pair in shlex.split(str(overrides)):
         key, _, value = pair.partition("=")
         if key not in values and key not in (template.get("Parameters") or {}):
@@ -293,11 +294,11 @@ def stamp_build(
             f"(sha256 {built.get('sha256')}), not {model_dir.name} {wanted['version']} "
             f"(sha256 {wanted['sha256']}): rebuild with `make build MODEL={model_dir.name}`"
         )
-    values = environment_values(template, config_env, samconfig or release.SAMCONFIG)
+    values = environment_values(template, config_env, samconfig or SAMCONFIG)
     stamp = Stamp(
         model_version=str(wanted["version"]),
         model_sha256=str(wanted["sha256"]),
-        code_revision=revision or release.code_revision(),
+        code_revision=revision or code_revision(),
         stage=values.get("Stage", UNSTAMPED),
     )
     stamped = stamp_template(template, stamp, values, artifact_digests(template, build_dir))
@@ -335,13 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="onnxlambda release stamp", description=__doc__.split("\n")[0])
     parser.add_argument("--config-env", required=True, help="samconfig.toml environment (dev, prod)")
     parser.add_argument("--model", required=True, help="models/<name> the model layer must hold")
-    parser.add_argument("--build-dir", type=Path, default=release.ROOT / ".aws-sam" / "build")
+    parser.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build")
     parser.add_argument("--revision", default=os.environ.get("CODE_REVISION"), help="default: git HEAD")
     args = parser.parse_args(argv)
     try:
-        model_dir = release.ROOT / "models" / args.model
+        model_dir = ROOT / "models" / args.model
         stamp, stamped = stamp_build(args.build_dir, args.config_env, model_dir, args.revision)
-    except (StampError, release.ReleaseError) as exc:
+    except (StampError, ReleaseError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     print("\n".join(summary(stamp, stamped, args.config_env)))

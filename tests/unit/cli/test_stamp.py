@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from onnxlambda_cli import release, stamp
+from onnxlambda_cli import stamp
 from onnxlambda_cli.cloudformation import load_template
+from onnxlambda_cli.release import command
 from tests.conftest import MODELS, ROOT
 
 URI = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
@@ -128,7 +129,7 @@ def test_the_release_command_dispatches_stamp(tmp_path: Path, capsys: pytest.Cap
         "--revision",
         "r1",
     ]
-    assert release.main(args) == 0
+    assert command.main(args) == 0
     out = capsys.readouterr().out
     assert "stamped for dev (Stage=dev): model 1.0.0" in out
     assert "ApiFunction: version digest" in out

@@ -16,9 +16,9 @@ import hashlib
 from typing import Any
 
 from onnxlambda.codecs.v2 import input_specs, output_specs
-from onnxlambda.contract.manifest import GoldenSet, Manifest
+from onnxlambda.contract.manifest import GoldenSet, Manifest, dump_json
 from onnxlambda.contract.strict import build
-from onnxlambda_cli.openapi.document import build_document, render
+from onnxlambda_cli.openapi.document import build_document
 
 _NUMERIC = {
     "kind": "numeric",
@@ -136,7 +136,7 @@ def api_shape(skeleton: dict[str, Any], *, max_rows: int) -> str:
         doc = build_document(copy.deepcopy(skeleton), manifest, golden, metadata, max_rows=max_rows)
         doc["info"].pop("version", None)
         docs.append(_without_examples(doc))
-    return hashlib.sha256(render({"documents": docs}).encode()).hexdigest()
+    return hashlib.sha256(dump_json({"documents": docs}).encode()).hexdigest()
 
 
 __all__ = ["api_shape", "reference_models"]

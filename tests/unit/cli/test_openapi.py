@@ -12,7 +12,7 @@ import jsonschema_rs
 import pytest
 
 from functions.api import app
-from onnxlambda.codecs.v2 import input_specs, output_specs
+from onnxlambda.codecs.v2 import model_metadata
 from onnxlambda.contract.errors import ServingError
 from onnxlambda.contract.manifest import OPENAPI_FILE, load_golden, load_manifest
 from onnxlambda.serving.validation import Validator
@@ -128,13 +128,7 @@ def test_a_route_without_documented_answers_is_refused_by_the_builder() -> None:
     skeleton = {"paths": {"/new": {"get": {"summary": "new", "responses": {"200": {"description": "x"}}}}}}
     manifest = load_manifest(MODELS / "penguins")
     golden = load_golden(MODELS / "penguins", manifest)
-    v2 = {
-        "name": manifest.name,
-        "versions": [manifest.version],
-        "platform": "onnxruntime_onnx",
-        "inputs": [s.to_dict() for s in input_specs(manifest)],
-        "outputs": [s.to_dict() for s in output_specs(manifest)],
-    }
+    v2 = model_metadata(manifest)
     # WHEN the document is built THEN it names the route and where answers are declared
     with pytest.raises(ValueError, match=r"GET /new must document one success and its errors"):
         openapi.build_document(skeleton, manifest, golden, v2, max_rows=10)

@@ -31,7 +31,8 @@ from typing import Any
 
 from onnxlambda.contract.errors import ModelLoadError
 from onnxlambda.monitoring.window import Records, read_directory
-from onnxlambda.release.replay import ReplayThresholds, read_recent_s3, replay, select
+from onnxlambda.release.captured import read_recent_s3, select
+from onnxlambda.release.replay import ReplayThresholds, replay
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda_cli.drift_report import BASELINE_COLOUR, CURRENT_COLOUR, bar_chart
 
@@ -350,7 +351,7 @@ def main(argv: Sequence[str] | None = None, s3: Any = None, now: datetime | None
         exclude_sha256=None if current else candidate.manifest.sha256,
     )
     if current is None:  # compare with one model's captured answers: the most common one's
-        from onnxlambda.release.replay import served_by
+        from onnxlambda.release.captured import served_by
 
         sha = served_by(chosen)
         chosen = [r for r in chosen if r.get("model_sha256") == sha]

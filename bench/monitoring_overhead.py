@@ -26,15 +26,11 @@ import statistics
 import sys
 import time
 import timeit
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("ONNXLAMBDA_MODEL_DIR", str(ROOT / "models" / "penguins"))
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "onnxlambda")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "OnnxLambdaBench")
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+from bench.inprocess import ROOT, set_environment
+
+set_environment()
 
 from functions.api import app  # noqa: E402 - the environment first, as on Lambda
 from functions.api.observe import observer  # noqa: E402

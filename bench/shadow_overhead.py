@@ -37,12 +37,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-os.environ.setdefault("ONNXLAMBDA_MODEL_DIR", str(ROOT / "models" / "penguins"))
-os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "onnxlambda")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "OnnxLambdaBench")
-os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+from bench.inprocess import ROOT, set_environment
+
+set_environment()
 
 from bench.cost import PRICE_PER_GB_SECOND  # noqa: E402
 from bench.measure import cold_starts, percentile, warm_latency  # noqa: E402

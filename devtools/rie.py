@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import yaml
+from onnxlambda_cli.cloudformation import load_template
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".aws-sam" / "build"
@@ -63,19 +63,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML loader that reads CloudFormation short-form tags (!Ref, !Sub...) as plain values."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
-    if isinstance(node, yaml.ScalarNode):
-        return {"Ref" if suffix == "Ref" else f"Fn::{suffix}": loader.construct_scalar(node)}
-    return None
-
-
-_Loader.add_multi_constructor("!", _tag)
-
-
 @dataclass(frozen=True, slots=True)
 class BuiltFunction:
     """A function in the `sam build` output with what it needs to run like on Lambda."""
@@ -90,7 +77,7 @@ class BuiltFunction:
 
     @classmethod
     def from_build(cls, logical_id: str, build_dir: Path = BUILD_DIR) -> BuiltFunction:
-        template = yaml.load((build_dir / "template.yaml").read_text(), Loader=_Loader)  # noqa: S506 - SafeLoader subclass
+        template = load_template((build_dir / "template.yaml").read_text())
         resources = template["Resources"]
         glob = template.get("Globals", {}).get("Function", {})
         props = resources[logical_id]["Properties"]

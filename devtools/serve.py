@@ -26,10 +26,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from devtools.apigw import HttpResponse, http_api_event, to_http_response
-from devtools.rie import BUILD_DIR, BuiltFunction, EmulatedFunction, _Loader
+from devtools.rie import BUILD_DIR, BuiltFunction, EmulatedFunction
+from onnxlambda_cli.cloudformation import load_template
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +49,7 @@ class Route:
 
 
 def http_routes(build_dir: Path = BUILD_DIR) -> list[Route]:
-    template = yaml.load((build_dir / "template.yaml").read_text(), Loader=_Loader)  # noqa: S506
+    template = load_template((build_dir / "template.yaml").read_text())
     routes = []
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":

@@ -3,6 +3,7 @@ template.yaml's Globals set it on Lambda."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.exports import SERVED, Export
+from tests.exports import REFUSED, SERVED, Export
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -66,12 +67,21 @@ def golden_rows(model_dir: Path) -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def real_export(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Export]:
     """A real export by case name (tests.exports), built once per session when first asked for."""
-    built: dict[str, Export] = {}
 
+    @functools.cache
     def get(case: str) -> Export:
-        if case not in built:
-            built[case] = SERVED[case](tmp_path_factory.mktemp(case))
-        return built[case]
+        return SERVED[case](tmp_path_factory.mktemp(case))
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def refused(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """A real export the importer refuses (tests.exports.REFUSED), built once per session."""
+
+    @functools.cache
+    def get(case: str) -> Path:
+        return REFUSED[case](tmp_path_factory.mktemp(case))
 
     return get
 
@@ -83,14 +93,11 @@ def imported(
     """The model directory `onnxlambda import` makes of a real export (the command, run once)."""
     from onnxlambda_cli.importer import command
 
-    made: dict[str, Path] = {}
-
+    @functools.cache
     def get(case: str) -> Path:
-        if case not in made:
-            export = real_export(case)
-            out = tmp_path_factory.mktemp(f"{case}-imported") / export.name
-            assert command.main(export.import_args(out)) == 0
-            made[case] = out
-        return made[case]
+        export = real_export(case)
+        out = tmp_path_factory.mktemp(f"{case}-imported") / export.name
+        assert command.main(export.import_args(out)) == 0
+        return out
 
     return get

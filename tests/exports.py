@@ -163,6 +163,40 @@ def _save(out: Path, onx: Any) -> Path:
     return path
 
 
+def _export(
+    case: str,
+    out: Path,
+    onx: Any,
+    split: tuple[Any, Any, Any, Any],
+    *,
+    target: str,
+    inputs: list[Tensor],
+    classes: list[Any] | None,
+    class_names: list[str] | None = None,
+    flags: tuple[str, ...] = (),
+    missing_tokens: dict[str, str] | None = None,
+) -> Export:
+    """What the user hands over for a model they exported to `onx`: model.onnx, and the split
+    (X_train, X_test, y_train, y_test) as they have it, as reference.csv and test.csv; they import
+    it with --target, --class-names when they name the classes, and `flags`."""
+    X_train, X_test, y_train, y_test = split
+    reference, test = _write(out, X_train, y_train, X_test, y_test, target=target)
+    args = ["--target", target, *(["--class-names", *class_names] if class_names else []), *flags]
+    return Export(
+        case=case,
+        source=_save(out, onx),
+        onnx_file=out / "model.onnx",
+        reference=reference,
+        test=test,
+        target=target,
+        inputs=inputs,
+        classes=classes,
+        args=args,
+        class_names=class_names,
+        missing_tokens=missing_tokens or {},
+    )
+
+
 # -- scikit-learn via skl2onnx -------------------------------------------------------------------
 
 
@@ -181,6 +215,19 @@ def _wine_pipeline() -> tuple[Any, Any, Any, Any, Any]:
     return pipe, X_train, X_test, y_train, y_test
 
 
+def _wine_without_zipmap(pipe: Any) -> Any:
+    # https://onnx.ai/sklearn-onnx/auto_examples/plot_convert_zipmap.html: zipmap False gives a
+    # [N, 3] probability tensor.
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    return convert_sklearn(
+        pipe,
+        initial_types=[("float_input", FloatTensorType([None, 13]))],
+        options={id(pipe.named_steps["clf"]): {"zipmap": False}},
+    )
+
+
 def wine_zipmap(out: Path) -> Export:
     # https://onnx.ai/sklearn-onnx/auto_examples/plot_convert_model.html: one packed input,
     # default options (probabilities as a ZipMap, int64 labels).
@@ -190,18 +237,15 @@ def wine_zipmap(out: Path) -> Export:
 
     pipe, X_train, X_test, y_train, y_test = _wine_pipeline()
     onx = convert_sklearn(pipe, initial_types=[("float_input", FloatTensorType([None, 13]))])
-    reference, test = _write(out, X_train, y_train, X_test, y_test, target="target")
     names = [str(n) for n in load_wine().target_names]
-    return Export(
-        case="wine_zipmap",
-        source=_save(out, onx),
-        onnx_file=out / "model.onnx",
-        reference=reference,
-        test=test,
+    return _export(
+        "wine_zipmap",
+        out,
+        onx,
+        (X_train, X_test, y_train, y_test),
         target="target",
         inputs=[Tensor("float_input", "float", list(X_train.columns))],
         classes=[int(c) for c in pipe.classes_],
-        args=["--target", "target", "--class-names", *names],
         class_names=names,
     )
 
@@ -209,26 +253,16 @@ def wine_zipmap(out: Path) -> Export:
 def wine_nozipmap(out: Path) -> Export:
     # https://onnx.ai/sklearn-onnx/auto_examples/plot_convert_zipmap.html: zipmap False gives a
     # [N, 3] probability tensor; no --class-names, so the classes are served as "0", "1", "2".
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
-
     pipe, X_train, X_test, y_train, y_test = _wine_pipeline()
-    onx = convert_sklearn(
-        pipe,
-        initial_types=[("float_input", FloatTensorType([None, 13]))],
-        options={id(pipe.named_steps["clf"]): {"zipmap": False}},
-    )
-    reference, test = _write(out, X_train, y_train, X_test, y_test, target="target")
-    return Export(
-        case="wine_nozipmap",
-        source=_save(out, onx),
-        onnx_file=out / "model.onnx",
-        reference=reference,
-        test=test,
+    onx = _wine_without_zipmap(pipe)
+    return _export(
+        "wine_nozipmap",
+        out,
+        onx,
+        (X_train, X_test, y_train, y_test),
         target="target",
         inputs=[Tensor("float_input", "float", list(X_train.columns))],
         classes=[int(c) for c in pipe.classes_],
-        args=["--target", "target"],
     )
 
 
@@ -270,21 +304,19 @@ def penguins_columntransformer(out: Path) -> Export:
             ("sex", StringTensorType([None, 1])),
         ],
     )
-    reference, test = _write(out, X_train, y_train, X_test, y_test, target="species")  # the raw data
-    return Export(
-        case="penguins_columntransformer",
-        source=_save(out, onx),
-        onnx_file=out / "model.onnx",
-        reference=reference,
-        test=test,
-        target="species",
+    return _export(
+        "penguins_columntransformer",
+        out,
+        onx,
+        (X_train, X_test, y_train, y_test),
+        target="species",  # reference.csv and test.csv hold the raw data, NaNs included
         inputs=[
             Tensor("numeric_input", "float", PENGUIN_NUMBERS),
             Tensor("island", "string", ["island"]),
             Tensor("sex", "string", ["sex"]),
         ],
         classes=[str(c) for c in pipe.classes_],
-        args=["--target", "species", "--missing-string", "sex=missing"],
+        flags=("--missing-string", "sex=missing"),
         missing_tokens={"sex": "missing"},
     )
 
@@ -302,17 +334,14 @@ def labels_3_7_10(out: Path) -> Export:
     X_train, X_test, y_train, y_test = _split(X, y)
     clf = LogisticRegression(max_iter=1000, random_state=SEED).fit(X_train, y_train)
     onx = convert_sklearn(clf, initial_types=[("float_input", FloatTensorType([None, 4]))])
-    reference, test = _write(out, X_train, y_train, X_test, y_test, target="target")
-    return Export(
-        case="labels_3_7_10",
-        source=_save(out, onx),
-        onnx_file=out / "model.onnx",
-        reference=reference,
-        test=test,
+    return _export(
+        "labels_3_7_10",
+        out,
+        onx,
+        (X_train, X_test, y_train, y_test),
         target="target",
         inputs=[Tensor("float_input", "float", list(X_train.columns))],
         classes=[int(c) for c in clf.classes_],
-        args=["--target", "target"],
     )
 
 
@@ -328,17 +357,15 @@ def linear_regression(out: Path) -> Export:
     X_train, X_test, y_train, y_test = _split(X, y, stratify=False)
     model = LinearRegression().fit(X_train, y_train)
     onx = convert_sklearn(model, initial_types=[("float_input", FloatTensorType([None, 10]))])
-    reference, test = _write(out, X_train, y_train, X_test, y_test, target="target")
-    return Export(
-        case="linear_regression",
-        source=_save(out, onx),
-        onnx_file=out / "model.onnx",
-        reference=reference,
-        test=test,
+    return _export(
+        "linear_regression",
+        out,
+        onx,
+        (X_train, X_test, y_train, y_test),
         target="target",
         inputs=[Tensor("float_input", "float", list(X_train.columns))],
         classes=None,
-        args=["--target", "target", "--output-name", "progression"],
+        flags=("--output-name", "progression"),
     )
 
 
@@ -360,17 +387,14 @@ def linear_without_imputer(out: Path) -> Export:
     )
     pipe.fit(X_train[complete], y_train[complete])
     onx = convert_sklearn(pipe, initial_types=[("float_input", FloatTensorType([None, 4]))])
-    reference, test = _write(out, X_train, y_train, X_test, y_test, target="species")
-    return Export(
-        case="linear_without_imputer",
-        source=_save(out, onx),
-        onnx_file=out / "model.onnx",
-        reference=reference,
-        test=test,
+    return _export(
+        "linear_without_imputer",
+        out,
+        onx,
+        (X_train, X_test, y_train, y_test),
         target="species",
         inputs=[Tensor("float_input", "float", PENGUIN_NUMBERS)],
         classes=[str(c) for c in pipe.classes_],
-        args=["--target", "species"],
     )
 
 
@@ -391,17 +415,14 @@ def lightgbm_classifier(out: Path) -> Export:
     clf = lightgbm.LGBMClassifier(n_estimators=30, random_state=SEED, n_jobs=1, verbose=-1)
     clf.fit(X_train, y_train)
     onx = convert_lightgbm(clf, initial_types=[("input", FloatTensorType([None, 4]))])
-    reference, test = _write(out, X_train, y_train, X_test, y_test, target="species")
-    return Export(
-        case="lightgbm_classifier",
-        source=_save(out, onx),
-        onnx_file=out / "model.onnx",
-        reference=reference,
-        test=test,
+    return _export(
+        "lightgbm_classifier",
+        out,
+        onx,
+        (X_train, X_test, y_train, y_test),
         target="species",
         inputs=[Tensor("input", "float", PENGUIN_NUMBERS)],
         classes=[str(c) for c in clf.classes_],
-        args=["--target", "species"],
     )
 
 
@@ -418,18 +439,15 @@ def xgboost_classifier(out: Path) -> Export:
     clf = xgboost.XGBClassifier(n_estimators=20, max_depth=3, random_state=SEED, n_jobs=1)
     clf.fit(X_train.to_numpy(), y_train.to_numpy())
     onx = convert_xgboost(clf, initial_types=[("input", FloatTensorType([None, 13]))])
-    reference, test = _write(out, X_train, y_train, X_test, y_test, target="target")
     names = ["barolo", "grignolino", "barbera"]
-    return Export(
-        case="xgboost_classifier",
-        source=_save(out, onx),
-        onnx_file=out / "model.onnx",
-        reference=reference,
-        test=test,
+    return _export(
+        "xgboost_classifier",
+        out,
+        onx,
+        (X_train, X_test, y_train, y_test),
         target="target",
         inputs=[Tensor("input", "float", list(X_train.columns))],
         classes=[int(c) for c in clf.classes_],
-        args=["--target", "target", "--class-names", *names],
         class_names=names,
     )
 
@@ -443,15 +461,9 @@ def mlflow_directory(out: Path) -> Export:
     # output names it; the feature order comes from the signature too.
     import mlflow.onnx
     from mlflow.models import infer_signature
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
 
     pipe, X_train, X_test, y_train, y_test = _wine_pipeline()
-    onx = convert_sklearn(
-        pipe,
-        initial_types=[("float_input", FloatTensorType([None, 13]))],
-        options={id(pipe.named_steps["clf"]): {"zipmap": False}},
-    )
+    onx = _wine_without_zipmap(pipe)
     directory = out / "wine_mlflow"
     shutil.rmtree(directory, ignore_errors=True)
     X = X_train.reset_index(drop=True)

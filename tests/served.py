@@ -1,6 +1,6 @@
 """Sending an imported model's rows through each protocol, and reading the answers back.
 
-Shared by the in-process tests (tests/unit/importer) and the emulated ones (tests/integration):
+Shared by the in-process tests (tests/unit/cli/importer) and the emulated ones (tests/integration):
 the same events go to `lambda_handler` in process or to the built function under the emulator,
 and the answers of /predict, V2 and batch scoring are read into one shape,
 [{"label", "probabilities": {name: p}}] or [{"value"}], to compare with onnxruntime on the

@@ -12,7 +12,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "your ONNX export (or MLflow dir) + reference data -> models/<name>",
     ),
     "openapi": ("onnxlambda_cli.openapi.command", "build (or --check) each model's OpenAPI document"),
-    "release": ("onnxlambda_cli.release", "status | rollback | stamp | preflight of a release"),
+    "release": ("onnxlambda_cli.release.command", "status | rollback | stamp | preflight of a release"),
     "changelog": ("onnxlambda_cli.changelog", "a CHANGELOG entry from two manifests"),
     "settings": ("onnxlambda_cli.settings_reference", "write docs/reference/settings.md from the catalogue"),
     "check": ("onnxlambda_cli.check", "is a model directory able to predict (loads, golden set reproduced)"),

@@ -198,7 +198,8 @@ def main(argv: Sequence[str] | None = None, lambda_client: Any = None) -> int:
     if args.config_env:
         if len(args.sources) != 1:
             parser.error("with --config-env give only NEW")
-        from onnxlambda_cli.release import ReleaseError, deploy_region, function_name
+        from onnxlambda_cli.release import ReleaseError
+        from onnxlambda_cli.release.environments import deploy_region, function_name
 
         try:
             old = f"lambda:{function_name(args.config_env)}:live"

@@ -27,8 +27,7 @@ from typing import Any
 from onnxlambda.contract.manifest import load_manifest
 from onnxlambda.monitoring.monitor import MonitorSettings, evaluate, summary_from_counts
 from onnxlambda.monitoring.window import read_directory
-
-BASELINE_COLOUR, CURRENT_COLOUR = "#7a8ca3", "#d9822b"
+from onnxlambda_cli.charts import BASELINE_COLOUR, CURRENT_COLOUR, bar_chart
 
 
 def summary_from_captured(directory: Path, model_dir: Path, min_samples: int) -> dict[str, Any]:
@@ -86,40 +85,6 @@ def summary_from_batch(batch: dict[str, Any], model_dir: Path, min_samples: int)
         "feedback join"
     }
     return summary
-
-
-def bar_chart(title: str, bins: list[str], baseline: list[int], current: list[int]) -> str:
-    """Grouped bars of the share per bin, baseline next to current, as an inline SVG."""
-    width, height, top, bottom, left = 720, 260, 24, 70, 44
-    b_total, c_total = max(sum(baseline), 1), max(sum(current), 1)
-    b_share = [x / b_total for x in baseline]
-    c_share = [x / c_total for x in current]
-    peak = max([*b_share, *c_share, 0.01])
-    slot = (width - left - 10) / max(len(bins), 1)
-    bar = slot * 0.38
-    plot_h = height - top - bottom
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="{html.escape(title)}">',
-        f'<text x="{left}" y="16" font-size="13">{html.escape(title)}</text>',
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" stroke="#444"/>',
-        f'<text x="4" y="{top + 10}" font-size="10">{peak:.0%}</text>',
-    ]
-    for i, label in enumerate(bins):
-        x = left + i * slot + slot * 0.1
-        for j, (share, colour) in enumerate(((b_share[i], BASELINE_COLOUR), (c_share[i], CURRENT_COLOUR))):
-            h = plot_h * share / peak
-            parts.append(
-                f'<rect x="{x + j * bar:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                f'fill="{colour}"><title>{html.escape(label)}: {share:.1%}</title></rect>'
-            )
-        lx, ly = x + bar, top + plot_h + 12
-        parts.append(
-            f'<text x="{lx:.1f}" y="{ly}" font-size="10" text-anchor="end" '
-            f'transform="rotate(-35 {lx:.1f} {ly})">{html.escape(label)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def _verdict(drift: bool | None) -> str:

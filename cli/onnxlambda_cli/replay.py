@@ -31,9 +31,10 @@ from typing import Any
 
 from onnxlambda.contract.errors import ModelLoadError
 from onnxlambda.monitoring.window import Records, read_directory
-from onnxlambda.release.replay import ReplayThresholds, read_recent_s3, replay, select
+from onnxlambda.release.captured import read_recent_s3, select
+from onnxlambda.release.replay import ReplayThresholds, replay
 from onnxlambda.serving.runtime import ModelRuntime
-from onnxlambda_cli.drift_report import BASELINE_COLOUR, CURRENT_COLOUR, bar_chart
+from onnxlambda_cli.charts import BASELINE_COLOUR, CURRENT_COLOUR, bar_chart, histogram
 
 EXIT_FAILED = 2
 EXIT_UNREADABLE = 1
@@ -153,36 +154,6 @@ def _flip_table(comparison: dict[str, Any]) -> str:
         f"{comparison['flipped_rows']} flipped); mean shift of the current label's probability "
         f"{_fmt(comparison['mean_probability_shift'])}.</p>"
     )
-
-
-def histogram(title: str, labels: list[str], counts: list[int]) -> str:
-    """One series of bars (share of rows per bin) as an inline SVG, in the drift report's style."""
-    width, height, top, bottom, left = 720, 240, 24, 70, 44
-    total = max(sum(counts), 1)
-    shares = [c / total for c in counts]
-    peak = max([*shares, 0.01])
-    slot = (width - left - 10) / max(len(labels), 1)
-    plot_h = height - top - bottom
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="{html.escape(title)}">',
-        f'<text x="{left}" y="16" font-size="13">{html.escape(title)}</text>',
-        f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" stroke="#444"/>',
-        f'<text x="4" y="{top + 10}" font-size="10">{peak:.0%}</text>',
-    ]
-    for i, (label, share) in enumerate(zip(labels, shares, strict=True)):
-        x, h = left + i * slot + slot * 0.1, plot_h * share / peak
-        parts.append(
-            f'<rect x="{x:.1f}" y="{top + plot_h - h:.1f}" width="{slot * 0.8:.1f}" height="{h:.1f}" '
-            f'fill="{CURRENT_COLOUR}"><title>{html.escape(label)}: {share:.1%}</title></rect>'
-        )
-        lx, ly = x + slot * 0.4, top + plot_h + 12
-        parts.append(
-            f'<text x="{lx:.1f}" y="{ly}" font-size="10" text-anchor="end" '
-            f'transform="rotate(-35 {lx:.1f} {ly})">{html.escape(label)}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def _differences(comparison: dict[str, Any]) -> str:
@@ -350,7 +321,7 @@ def main(argv: Sequence[str] | None = None, s3: Any = None, now: datetime | None
         exclude_sha256=None if current else candidate.manifest.sha256,
     )
     if current is None:  # compare with one model's captured answers: the most common one's
-        from onnxlambda.release.replay import served_by
+        from onnxlambda.release.captured import served_by
 
         sha = served_by(chosen)
         chosen = [r for r in chosen if r.get("model_sha256") == sha]

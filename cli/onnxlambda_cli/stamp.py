@@ -39,14 +39,16 @@ import os
 import re
 import shlex
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from onnxlambda_cli import release
+from onnxlambda_cli.cloudformation import load_template, references
+from onnxlambda_cli.release import ReleaseError
+from onnxlambda_cli.release.environments import ROOT, SAMCONFIG, code_revision, deploy_settings
 
 RELEASE_MAPPING = ("Release", "Build")
 STAMP_RULE = "StampedBuild"
@@ -64,7 +66,6 @@ NOT_IN_VERSION = frozenset(
         "VersionDescription",  # written from the stamp and the digest below
     }
 )
-_SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
 
 
 class StampError(Exception):
@@ -79,64 +80,7 @@ class Stamp:
     stage: str
 
 
-# -- reading templates ------------------------------------------------------------------------
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """YAML with CloudFormation short forms (!Ref, !Sub, !GetAtt a.b, ...) read as their long forms."""
-
-
-def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    key = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {key: value}
-
-
-_CfnLoader.add_multi_constructor("!", _short_form)
-
-
-def load_template(text: str) -> dict[str, Any]:
-    template: dict[str, Any] = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
-    return template
-
-
 # -- what reaches a version -------------------------------------------------------------------
-
-
-def _references(value: Any, conditions: Mapping[str, Any], seen: set[str] | None = None) -> Iterator[str]:
-    """Names a value refers to: Ref and GetAtt targets, ${...} in Fn::Sub, through Fn::If its condition's."""
-    seen = set() if seen is None else seen
-    if isinstance(value, list):
-        for item in value:
-            yield from _references(item, conditions, seen)
-    elif isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                yield inner.split(".", 1)[0]  # SAM's `!Ref Function.Version` names the function
-            elif key == "Fn::GetAtt":
-                yield str(inner[0] if isinstance(inner, list) else inner).split(".", 1)[0]
-            elif key == "Fn::Sub":
-                text, variables = (inner, {}) if isinstance(inner, str) else (inner[0], inner[1])
-                found = (name.split(".", 1)[0] for name in _SUB_VARIABLE.findall(text))
-                yield from (name for name in found if name not in variables)
-                yield from _references(variables, conditions, seen)
-            elif key == "Fn::If" or (key == "Condition" and isinstance(inner, str)):
-                # {"Condition": name} inside a condition; an IAM statement's Condition is a mapping
-                name = inner[0] if key == "Fn::If" else inner
-                if name not in seen:
-                    seen.add(name)
-                    yield from _references(conditions.get(name), conditions, seen)
-                if key == "Fn::If":
-                    yield from _references(inner[1:], conditions, seen)
-            else:
-                yield from _references(inner, conditions, seen)
 
 
 def aliased_functions(template: Mapping[str, Any]) -> list[str]:
@@ -164,7 +108,7 @@ def version_parameters(template: Mapping[str, Any]) -> dict[str, list[str]]:
     parameters = set(template.get("Parameters") or {})
     conditions = template.get("Conditions") or {}
     return {
-        function: sorted(set(_references(_version_inputs(template, function), conditions)) & parameters)
+        function: sorted(set(references(_version_inputs(template, function), conditions)) & parameters)
         for function in aliased_functions(template)
     }
 
@@ -183,7 +127,7 @@ def layers_of(template: Mapping[str, Any], function: str) -> list[str]:
 def environment_values(template: Mapping[str, Any], config_env: str, samconfig: Path) -> dict[str, str]:
     """Every parameter's value for a samconfig environment: its overrides over the template defaults."""
     values = {k: str(v["Default"]) for k, v in (template.get("Parameters") or {}).items() if "Default" in v}
-    overrides = release.deploy_settings(config_env, samconfig).get("parameter_overrides", "")
+    overrides = deploy_settings(config_env, samconfig).get("parameter_overrides", "")
     for pair in shlex.split(str(overrides)):
         key, _, value = pair.partition("=")
         if key not in values and key not in (template.get("Parameters") or {}):
@@ -263,7 +207,7 @@ def version_digest(
     resources = template["Resources"]
     # A resource the function names by Ref/GetAtt: replacing it changes the name or ARN its
     # version was published with (e.g. ONNXLAMBDA_CAPTURE_BUCKET), so its template text counts too.
-    named = sorted(set(_references(inputs, template.get("Conditions") or {})) & set(resources) - {function})
+    named = sorted(set(references(inputs, template.get("Conditions") or {})) & set(resources) - {function})
     material = {
         **inputs,
         "resources": {
@@ -350,11 +294,11 @@ def stamp_build(
             f"(sha256 {built.get('sha256')}), not {model_dir.name} {wanted['version']} "
             f"(sha256 {wanted['sha256']}): rebuild with `make build MODEL={model_dir.name}`"
         )
-    values = environment_values(template, config_env, samconfig or release.SAMCONFIG)
+    values = environment_values(template, config_env, samconfig or SAMCONFIG)
     stamp = Stamp(
         model_version=str(wanted["version"]),
         model_sha256=str(wanted["sha256"]),
-        code_revision=revision or release.code_revision(),
+        code_revision=revision or code_revision(),
         stage=values.get("Stage", UNSTAMPED),
     )
     stamped = stamp_template(template, stamp, values, artifact_digests(template, build_dir))
@@ -392,13 +336,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="onnxlambda release stamp", description=__doc__.split("\n")[0])
     parser.add_argument("--config-env", required=True, help="samconfig.toml environment (dev, prod)")
     parser.add_argument("--model", required=True, help="models/<name> the model layer must hold")
-    parser.add_argument("--build-dir", type=Path, default=release.ROOT / ".aws-sam" / "build")
+    parser.add_argument("--build-dir", type=Path, default=ROOT / ".aws-sam" / "build")
     parser.add_argument("--revision", default=os.environ.get("CODE_REVISION"), help="default: git HEAD")
     args = parser.parse_args(argv)
     try:
-        model_dir = release.ROOT / "models" / args.model
+        model_dir = ROOT / "models" / args.model
         stamp, stamped = stamp_build(args.build_dir, args.config_env, model_dir, args.revision)
-    except (StampError, release.ReleaseError) as exc:
+    except (StampError, ReleaseError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 2
     print("\n".join(summary(stamp, stamped, args.config_env)))

@@ -4,7 +4,7 @@
               openapi_extensions=request_body("PredictRequest"))
 
 `onnxlambda openapi` reads these from the resolver and completes the document with the schemas
-each model's manifest defines (cli/onnxlambda_cli/openapi/document.py). 500 is documented on
+each model's manifest defines (cli/onnxlambda_cli/openapi/model_schemas.py). 500 is documented on
 every route: a bug is answered with the error body and a request id, never a stack trace.
 """
 

@@ -57,8 +57,9 @@ def checked_actual(manifest: Manifest, actual: Any) -> str | float:
     openapi_extensions=request_body("FeedbackRequest"),
 )
 def feedback() -> Response[str]:
-    # The body is checked by hand (onnxlambda.codecs.feedback), so no route needs Powertools' per-request
-    # validation middleware (app.py: enable_validation=False). Its schema: onnxlambda_cli.openapi.document.
+    # The body is checked by hand (onnxlambda.codecs.feedback), so no route needs Powertools'
+    # per-request validation middleware (app.py: enable_validation=False). Its schema:
+    # onnxlambda_cli.openapi.model_schemas.
     service = get_service()
     event = router.current_event
     # Size-checked (413) before decoding, like every other body: httpevent.raw_body.

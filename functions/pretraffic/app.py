@@ -7,7 +7,7 @@ leaves the alias on the old version. Every outcome is reported - an unreported h
 the deployment for an hour before CodeDeploy gives up.
 
 With PreTrafficReplayRows > 0 (issue 15) a passing golden gate is followed by a replay of the
-newest captured traffic through the new version's model (onnxlambda.release.replay.replay_gate).
+newest captured traffic through the new version's model (onnxlambda.release.replay_gate).
 """
 
 from datetime import UTC, datetime
@@ -61,12 +61,12 @@ def replay_recent_capture(result: GateResult, model_dir: Path) -> GateResult:
     """Release safety (issue 15): with PreTrafficReplayRows > 0, the newest captured rows through
     the new version's model (this hook's model layer is the version's), compared with what the
     serving model answered; skipped while there is too little capture."""
-    from onnxlambda.release.replay import ReplayGateSettings
+    from onnxlambda.release.replay_gate import ReplayGateSettings
 
     settings = ReplayGateSettings.from_env()
     if not settings.enabled:
         return result
-    from onnxlambda.release.replay import replay_gate  # imports onnxruntime: only when replay is on
+    from onnxlambda.release.replay_gate import replay_gate  # imports onnxruntime: only when replay is on
     from onnxlambda.serving.runtime import ModelRuntime
 
     outcome = replay_gate(client("s3"), ModelRuntime.load(model_dir), settings, datetime.now(UTC))

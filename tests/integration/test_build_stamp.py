@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from onnxlambda_cli import stamp
+from onnxlambda_cli.cloudformation import load_template
 from tests.conftest import MODELS, ROOT
 
 COPIED = (
@@ -45,7 +46,7 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     shutil.copytree(MODELS, repo / "models", ignore=shutil.ignore_patterns(".selected", "__pycache__"))
     for venv in (".venv", ".venv-sam", ".venv-runtime"):
         (repo / venv).symlink_to(ROOT / venv)
-    template = stamp.load_template((ROOT / "template.yaml").read_text())
+    template = load_template((ROOT / "template.yaml").read_text())
     template.pop("Globals")
     template["Resources"] = {"ModelLayer": template["Resources"]["ModelLayer"]}
     template["Outputs"] = {}
@@ -76,7 +77,7 @@ def test_switching_models_builds_the_model_asked_for_every_time(repo_copy: Path)
         assert hashlib.sha256((served / "model.onnx").read_bytes()).hexdigest() == sha(model)
         assert json.loads((served / "manifest.json").read_text())["sha256"] == sha(model)
         # AND the stamp names it
-        built = stamp.load_template((build / "template.yaml").read_text())
+        built = load_template((build / "template.yaml").read_text())
         assert built["Mappings"]["Release"]["Build"]["ModelSha256"] == sha(model)
     # AND the cache was in use (the build did not just ignore it)
     assert any((repo_copy / "cache").iterdir())
@@ -84,7 +85,7 @@ def test_switching_models_builds_the_model_asked_for_every_time(repo_copy: Path)
 
 def test_the_build_the_other_tests_use_is_stamped(build_dir: Path) -> None:
     # GIVEN the `make build` output (dev, penguins) THEN it carries the stamp, pins and digests
-    built = stamp.load_template((build_dir / "template.yaml").read_text())
+    built = load_template((build_dir / "template.yaml").read_text())
     assert built["Mappings"]["Release"]["Build"]["ModelSha256"] == sha("penguins")
     [rule] = built["Rules"]["StampedBuild"]["Assertions"]
     assert rule["Assert"] == {"Fn::Equals": [{"Ref": "Stage"}, "dev"]}

@@ -14,8 +14,8 @@ from onnxlambda.batch.scoring import BatchConfig
 from onnxlambda.monitoring.capture import CaptureSettings
 from onnxlambda.monitoring.monitor import MonitorSettings
 from onnxlambda.settings import BY_NAME, CATALOGUE, SettingError, Settings
+from onnxlambda_cli.cloudformation import load_template
 from onnxlambda_cli.settings_reference import REFERENCE
-from onnxlambda_cli.stamp import load_template
 from tests.conftest import ROOT
 
 

@@ -9,12 +9,16 @@ becomes a model directory the server loads, with model.onnx byte for byte the us
     mlflow.py    an MLflow model directory (MLmodel + signature), read as files
     card.py      MODEL_CARD.md
     writer.py    the directory, and its OpenAPI document
+    options.py   `ImportOptions` (the command's flags) and `ImportResult`
+    columns.py   the data's columns as features: target, order, typed columns, each one's contract
+    evidence.py  the model run the server's way: nullability, output baseline, golden set, metrics
     api.py       `import_model(ImportOptions)`: the steps in order (what the command and the
                  example models' training scripts call)
     command.py   the command line
 """
 
-from onnxlambda_cli.importer.api import ImportOptions, ImportResult, default_name, import_model
+from onnxlambda_cli.importer.api import default_name, import_model
 from onnxlambda_cli.importer.errors import ImportInputError
+from onnxlambda_cli.importer.options import ImportOptions, ImportResult
 
 __all__ = ["ImportInputError", "ImportOptions", "ImportResult", "default_name", "import_model"]

@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from onnxlambda.contract.manifest import ClassificationOutput
-from onnxlambda_cli.importer.api import ImportOptions, ImportResult, import_model
+from onnxlambda_cli.importer.api import import_model
 from onnxlambda_cli.importer.errors import ImportInputError
+from onnxlambda_cli.importer.options import ImportOptions, ImportResult
 
 EXIT_REFUSED = 2
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from onnxlambda.codecs.v2 import V2Model
-from onnxlambda.contract.manifest import OPENAPI_FILE, load_golden
+from onnxlambda.contract.manifest import OPENAPI_FILE, dump_json, load_golden
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.service import Service
 from onnxlambda.settings import Settings
-from onnxlambda_cli.openapi.document import CONTRACT_VERSION, build_document, render
+from onnxlambda_cli.openapi.document import CONTRACT_VERSION, build_document
 from onnxlambda_cli.openapi.reference import api_shape
 
 ROOT = Path(__file__).resolve().parents[3]  # the repository (cli/onnxlambda_cli/openapi/<this file>)
@@ -65,7 +65,7 @@ def generate(model_dir: Path) -> str:
         V2Model(service).metadata(),
         max_rows=defaults.max_rows,
     )
-    return render(doc)
+    return dump_json(doc)
 
 
 def model_dirs() -> list[Path]:
@@ -93,7 +93,7 @@ def update(texts: dict[Path, str], shape: str, lock: Path = LOCK, version: str =
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             print(f"wrote {path}")
-    lock.write_text(render({"contract_version": version, "api_shape": shape}))
+    lock.write_text(dump_json({"contract_version": version, "api_shape": shape}))
     return 0
 
 

@@ -16,33 +16,33 @@ Two versions, two questions:
   versioned with the model.
 A test fails when a committed document differs from the generated one, or when the API's shape
 changed under an unchanged CONTRACT_VERSION.
+
+This module assembles the document; the schemas come from components.py (static) and
+model_schemas.py (per model), the examples from examples.py.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any, Final
 
-from onnxlambda.contract.manifest import (
-    ClassificationOutput,
-    Feature,
-    GoldenSet,
-    Manifest,
-    RegressionOutput,
+from onnxlambda.contract.manifest import GoldenSet, Manifest
+from onnxlambda_cli.openapi.components import REF_PREFIX, ref, static_schemas
+from onnxlambda_cli.openapi.examples import examples as golden_examples
+from onnxlambda_cli.openapi.model_schemas import (
+    feedback_schemas,
+    instance_schema,
+    prediction_schema,
+    v2_schemas,
 )
 
 CONTRACT_VERSION: Final = "2.0.0"
-_REF = "#/components/schemas/"
 JSON_MEDIA: Final = "application/json"
+
 
 # Each route documents its own answers and request body on its decorator (functions/api/apidoc.py);
 # the request body travels as this extension, replaced here by a real requestBody.
 REQUEST_BODY: Final = "x-onnxlambda-request-body"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": _REF + name}
 
 
 def _content(schema: dict[str, Any], example: object = None) -> dict[str, Any]:
@@ -50,419 +50,6 @@ def _content(schema: dict[str, Any], example: object = None) -> dict[str, Any]:
     if example is not None:
         media["example"] = example
     return {JSON_MEDIA: media}
-
-
-# -- schemas derived from the manifest -----------------------------------------------------
-
-
-def feature_schema(feature: Feature) -> dict[str, Any]:
-    """JSON Schema of one feature's value, exactly what the Validator accepts."""
-    schema: dict[str, Any]
-    if feature.is_categorical:
-        categories: list[Any] = list(feature.categories or [])
-        schema = {"type": "string", "enum": categories}
-        if feature.nullable:
-            schema = {"type": ["string", "null"], "enum": [*categories, None]}
-    else:
-        schema = {"type": "integer" if feature.dtype == "int64" else "number"}
-        if feature.minimum is not None:
-            schema["minimum"] = feature.minimum
-        if feature.maximum is not None:
-            schema["maximum"] = feature.maximum
-        if feature.nullable:
-            schema["type"] = [schema["type"], "null"]
-    if feature.description:
-        schema["description"] = feature.description
-    return schema
-
-
-def instance_schema(manifest: Manifest) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": f"One row for model {manifest.name} {manifest.version}: every feature is required "
-        "(send null where the feature is nullable and the value unknown).",
-        "properties": {f.name: feature_schema(f) for f in manifest.features},
-        "required": manifest.feature_names,
-        "additionalProperties": manifest.extra_fields != "reject",
-    }
-
-
-def prediction_schema(manifest: Manifest) -> dict[str, Any]:
-    out = manifest.output
-    inference_id = {"type": "string", "description": "<request id>-<row>"}
-    if isinstance(out, ClassificationOutput):
-        props: dict[str, Any] = {"label": {"type": "string", "enum": list(out.labels)}}
-        if out.probability_tensor:
-            props["probabilities"] = {
-                "type": "object",
-                "properties": {label: {"type": "number", "minimum": 0, "maximum": 1} for label in out.labels},
-                "required": list(out.labels),
-            }
-        props["inference_id"] = inference_id
-        return {"type": "object", "properties": props, "required": list(props)}
-    assert isinstance(out, RegressionOutput)
-    return {
-        "type": "object",
-        "properties": {out.name: {"type": "number"}, "inference_id": inference_id},
-        "required": [out.name, "inference_id"],
-    }
-
-
-def _static_schemas(max_rows: int) -> dict[str, Any]:
-    string = {"type": "string"}
-    return {
-        "Error": {
-            "type": "object",
-            "description": "The one error body of the project's own routes; never a stack trace.",
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "properties": {
-                        "code": {
-                            "type": "string",
-                            "enum": [
-                                "malformed_request",
-                                "body_too_large",
-                                "too_many_rows",
-                                "validation_failed",
-                                "not_found",
-                                "method_not_allowed",
-                                "model_not_ready",
-                                "internal_error",
-                                "invalid_feedback",
-                            ],
-                        },
-                        "message": string,
-                        "request_id": string,
-                        "details": {"type": "array", "items": _ref("FieldError")},
-                        "truncated": {"type": "boolean"},
-                    },
-                    "required": ["code", "message", "details", "truncated"],
-                }
-            },
-            "required": ["error"],
-        },
-        "FieldError": {
-            "type": "object",
-            "properties": {
-                "row": {"type": ["integer", "null"]},
-                "field": string,
-                "code": string,
-                "message": string,
-            },
-            "required": ["row", "field", "code", "message"],
-        },
-        "V2Error": {
-            "type": "object",
-            "description": "The Open Inference Protocol's error body.",
-            "properties": {"error": string},
-            "required": ["error"],
-        },
-        "ModelRef": {
-            "type": "object",
-            "properties": {"name": string, "version": string, "sha256": string, "function_version": string},
-            "required": ["name", "version", "sha256", "function_version"],
-        },
-        "PredictRequest": {
-            "type": "object",
-            "properties": {
-                "instances": {
-                    "type": "array",
-                    "items": _ref("Instance"),
-                    "minItems": 1,
-                    "maxItems": max_rows,
-                    "description": f"One object per row; at most {max_rows} (ONNXLAMBDA_MAX_ROWS).",
-                }
-            },
-            "required": ["instances"],
-        },
-        "PredictResponse": {
-            "type": "object",
-            "properties": {
-                "model": _ref("ModelRef"),
-                "predictions": {"type": "array", "items": _ref("Prediction")},
-            },
-            "required": ["model", "predictions"],
-        },
-        "Health": {
-            "type": "object",
-            "properties": {"status": {"type": "string", "enum": ["ready"]}, "model": _ref("ModelRef")},
-            "required": ["status", "model"],
-        },
-        "HealthNotReady": {
-            "type": "object",
-            "properties": {"status": {"type": "string", "enum": ["not_ready"]}, "reason": string},
-            "required": ["status", "reason"],
-        },
-        "ModelContract": {
-            "type": "object",
-            "description": "The public manifest (see models/README.md): features, output, metrics, lineage.",
-            "properties": {
-                "name": string,
-                "version": string,
-                "sha256": string,
-                "features": {"type": "array"},
-                "inputs": {"type": "array"},
-                "output": {"type": "object"},
-            },
-            "required": ["name", "version", "sha256", "features", "inputs", "output"],
-        },
-        "OpenAPIDocument": {
-            "type": "object",
-            "description": "This document.",
-            "properties": {"openapi": string, "info": {"type": "object"}, "paths": {"type": "object"}},
-            "required": ["openapi", "info", "paths"],
-        },
-        "V2ServerMetadata": {
-            "type": "object",
-            "properties": {
-                "name": string,
-                "version": string,
-                "extensions": {"type": "array", "items": string},
-            },
-            "required": ["name", "version", "extensions"],
-        },
-        "V2Live": {"type": "object", "properties": {"live": {"type": "boolean"}}, "required": ["live"]},
-        "V2Ready": {"type": "object", "properties": {"ready": {"type": "boolean"}}, "required": ["ready"]},
-        "V2ModelReady": {
-            "type": "object",
-            "properties": {"name": string, "ready": {"type": "boolean"}},
-            "required": ["name", "ready"],
-        },
-        "V2TensorMetadata": {
-            "type": "object",
-            "properties": {
-                "name": string,
-                "datatype": string,
-                "shape": {"type": "array", "items": {"type": "integer"}},
-            },
-            "required": ["name", "datatype", "shape"],
-        },
-        "V2ModelMetadata": {
-            "type": "object",
-            "properties": {
-                "name": string,
-                "versions": {"type": "array", "items": string},
-                "platform": string,
-                "inputs": {"type": "array", "items": _ref("V2TensorMetadata")},
-                "outputs": {"type": "array", "items": _ref("V2TensorMetadata")},
-            },
-            "required": ["name", "versions", "platform", "inputs", "outputs"],
-        },
-        "V2InferOutput": {
-            "type": "object",
-            "properties": {
-                "name": string,
-                "datatype": string,
-                "shape": {"type": "array", "items": {"type": "integer"}},
-                "data": {"type": "array"},
-            },
-            "required": ["name", "datatype", "shape", "data"],
-        },
-        "V2InferResponse": {
-            "type": "object",
-            "properties": {
-                "model_name": string,
-                "model_version": string,
-                "id": string,
-                "parameters": {
-                    "type": "object",
-                    "properties": {
-                        "model_sha256": string,
-                        "function_version": string,
-                        "inference_id_prefix": {
-                            "type": "string",
-                            "description": "Row i's inference id (for POST /feedback) is <prefix>-<i>.",
-                        },
-                    },
-                    "required": ["model_sha256", "function_version", "inference_id_prefix"],
-                },
-                "outputs": {"type": "array", "items": _ref("V2InferOutput")},
-            },
-            "required": ["model_name", "model_version", "parameters", "outputs"],
-        },
-    }
-
-
-def _v2_input_schema(manifest: Manifest, spec: dict[str, Any], max_rows: int) -> dict[str, Any]:
-    """One model input exactly: its name, datatype, shape [N, width] with N <= max_rows, and its
-    elements as each feature's own schema (the categories, ranges and nulls the Validator takes)."""
-    model_input = next(i for i in manifest.inputs if i.name == spec["name"])
-    by_name = {f.name: f for f in manifest.features}
-    columns = [_element_schema(by_name[n]) for n in model_input.features]
-    rows = {"type": "integer", "minimum": 1, "maximum": max_rows}
-    width = len(model_input.features)
-    shapes = [{"type": "array", "prefixItems": [rows, {"const": width}], "minItems": 2, "maxItems": 2}]
-    if width == 1:
-        shapes.append({"type": "array", "prefixItems": [rows], "minItems": 1, "maxItems": 1})
-    row = {"type": "array", "prefixItems": columns, "minItems": width, "maxItems": width}
-    # Flat data is row-major; a flat element's column is its position, which JSON Schema cannot
-    # name, so flat elements of a packed input are described as any of its columns.
-    flat = columns[0] if width == 1 else {"anyOf": columns}
-    names = ", ".join(model_input.features)
-    return {
-        "type": "object",
-        "description": f"Tensor {model_input.name}: [N, {width}], columns in this order: {names}. "
-        "`data` holds N x width elements, row-major, flat or nested by row (a count that differs "
-        "from the shape is refused with 400: JSON Schema cannot say it). JSON null means missing "
-        "where the feature is nullable. Binary tensor data: parameters.binary_data_size plus the "
-        "Inference-Header-Content-Length header.",
-        "properties": {
-            "name": {"const": model_input.name},
-            "datatype": {"const": spec["datatype"]},
-            "shape": shapes[0] if len(shapes) == 1 else {"oneOf": shapes},
-            "data": {"type": "array", "minItems": 1, "items": {"anyOf": [flat, row]}},
-            "parameters": {"type": "object"},
-        },
-        "required": ["name", "shape", "datatype"],
-        # The elements come as JSON `data` or as binary data after the JSON header.
-        "anyOf": [
-            {"required": ["data"]},
-            {"required": ["parameters"], "properties": {"parameters": {"required": ["binary_data_size"]}}},
-        ],
-    }
-
-
-def _element_schema(feature: Feature) -> dict[str, Any]:
-    """A feature's value as a tensor element: the same schema as in a /predict row."""
-    return {k: v for k, v in feature_schema(feature).items() if k != "description"}
-
-
-def _v2_schemas(manifest: Manifest, metadata: dict[str, Any], max_rows: int) -> dict[str, Any]:
-    inputs = [_v2_input_schema(manifest, spec, max_rows) for spec in metadata["inputs"]]
-    names = [spec["name"] for spec in metadata["inputs"]]
-    return {
-        "V2InferInput": inputs[0] if len(inputs) == 1 else {"oneOf": inputs},
-        "V2RequestedOutput": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string", "enum": [o["name"] for o in metadata["outputs"]]},
-                "parameters": {"type": "object"},
-            },
-            "required": ["name"],
-        },
-        "V2InferRequest": {
-            "type": "object",
-            "description": "Every model input exactly once (see V2InferInput), all with the same N.",
-            "properties": {
-                "id": {"type": "string", "description": "Echoed in the response."},
-                "inputs": {
-                    "type": "array",
-                    "items": _ref("V2InferInput"),
-                    "minItems": len(names),
-                    "maxItems": len(names),
-                    "allOf": [
-                        {
-                            "contains": {
-                                "type": "object",
-                                "properties": {"name": {"const": n}},
-                                "required": ["name"],
-                            }
-                        }
-                        for n in names
-                    ],
-                },
-                "outputs": {"type": "array", "items": _ref("V2RequestedOutput")},
-                "parameters": {"type": "object"},
-            },
-            "required": ["inputs"],
-        },
-    }
-
-
-# -- examples from the golden set ----------------------------------------------------------
-
-
-def _examples(manifest: Manifest, golden: GoldenSet, metadata: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    cases = golden.cases[:2]
-    model_ref = {"name": manifest.name, "version": manifest.version, "sha256": manifest.sha256}
-    predict_request = {"instances": [c.instance for c in cases]}
-    predict_response = {
-        "model": {**model_ref, "function_version": "1"},
-        "predictions": [{**c.expected, "inference_id": f"<request id>-{i}"} for i, c in enumerate(cases)],
-    }
-    # One tensor per model input, by row: a packed [N, F] input carries its features in order.
-    by_name = {i.name: i for i in manifest.inputs}
-    inputs = [
-        {
-            "name": spec["name"],
-            "datatype": spec["datatype"],
-            "shape": [len(cases), len(by_name[spec["name"]].features)]
-            if by_name[spec["name"]].rank == 2
-            else [len(cases)],
-            "data": [
-                [c.instance.get(f) for f in by_name[spec["name"]].features]
-                if by_name[spec["name"]].rank == 2
-                else c.instance.get(by_name[spec["name"]].features[0])
-                for c in cases
-            ],
-        }
-        for spec in metadata["inputs"]
-    ]
-    out = manifest.output
-    outputs: list[dict[str, Any]] = []
-    for o in metadata["outputs"]:
-        shape = [len(cases) if d == -1 else d for d in o["shape"]]
-        if isinstance(out, ClassificationOutput) and o["name"] == (out.label_tensor or "label"):
-            data: list[Any] = [c.expected["label"] for c in cases]
-        elif isinstance(out, ClassificationOutput):
-            data = [p for c in cases for p in _probabilities(c.expected, out.labels)]
-        else:
-            assert isinstance(out, RegressionOutput)
-            data = [c.expected[out.name] for c in cases]
-        outputs.append({"name": o["name"], "datatype": o["datatype"], "shape": shape, "data": data})
-    return {
-        "PredictRequest": predict_request,
-        "PredictResponse": predict_response,
-        # The true outcome of the first golden case: what a caller reports once it is known.
-        "FeedbackRequest": {
-            "inference_id": "golden-1-0",
-            "actual": next(iter(cases[0].expected.values())),
-        },
-        "FeedbackAccepted": {"status": "accepted", "inference_id": "golden-1-0"},
-        "V2InferRequest": {"id": "golden-1", "inputs": inputs},
-        "V2InferResponse": {
-            "model_name": manifest.name,
-            "model_version": manifest.version,
-            "id": "golden-1",
-            "parameters": {
-                "model_sha256": manifest.sha256,
-                "function_version": "1",
-                "inference_id_prefix": "<request id>",
-            },
-            "outputs": outputs,
-        },
-        "V2ModelMetadata": metadata,
-    }
-
-
-def _feedback_schemas(manifest: Manifest) -> dict[str, Any]:
-    """POST /feedback: the actual outcome of an earlier prediction, in the output's vocabulary."""
-    out = manifest.output
-    actual: dict[str, Any] = (
-        {"type": "string", "enum": list(out.labels)}
-        if isinstance(out, ClassificationOutput)
-        else {"type": "number"}
-    )
-    inference_id = {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,200}$"}
-    return {
-        "FeedbackRequest": {
-            "type": "object",
-            "properties": {"inference_id": inference_id, "actual": actual},
-            "required": ["inference_id", "actual"],
-        },
-        "FeedbackAccepted": {
-            "type": "object",
-            "properties": {"status": {"type": "string", "enum": ["accepted"]}, "inference_id": inference_id},
-            "required": ["status", "inference_id"],
-        },
-    }
-
-
-def _probabilities(expected: dict[str, object], labels: list[str]) -> list[object]:
-    probabilities = expected.get("probabilities")
-    assert isinstance(probabilities, dict)
-    return [probabilities[label] for label in labels]
 
 
 # -- the document --------------------------------------------------------------------------
@@ -490,13 +77,13 @@ def build_document(
         "x-model": {"name": manifest.name, "version": manifest.version},
     }
     schemas: dict[str, Any] = {
-        **_static_schemas(max_rows),
-        **_v2_schemas(manifest, v2_metadata, max_rows),
+        **static_schemas(max_rows),
+        **v2_schemas(manifest, v2_metadata, max_rows),
         "Instance": instance_schema(manifest),
         "Prediction": prediction_schema(manifest),
-        **_feedback_schemas(manifest),
+        **feedback_schemas(manifest),
     }
-    examples = _examples(manifest, golden, v2_metadata)
+    examples = golden_examples(manifest, golden, v2_metadata)
     for path, operations in doc.get("paths", {}).items():
         for method, operation in operations.items():
             _complete(f"{method.upper()} {path}", operation, schemas, examples, manifest)
@@ -518,7 +105,7 @@ def _complete(
         raise ValueError(f"{route} must document one success and its errors (functions/api/apidoc.py)")
     for response in responses.values():
         media = response.get("content", {}).get(JSON_MEDIA, {})
-        name = media.get("schema", {}).get("$ref", "").removeprefix(_REF)
+        name = media.get("schema", {}).get("$ref", "").removeprefix(REF_PREFIX)
         if name not in schemas:
             raise ValueError(f"{route} answers with {name!r}, which is not a documented schema")
         if name in examples:
@@ -527,7 +114,7 @@ def _complete(
     if body is not None:
         if body not in schemas:
             raise ValueError(f"{route} reads {body!r}, which is not a documented schema")
-        operation["requestBody"] = {"required": True, "content": _content(_ref(body), examples.get(body))}
+        operation["requestBody"] = {"required": True, "content": _content(ref(body), examples.get(body))}
     elif "requestBody" in operation:
         raise ValueError(f"{route} has a request body its decorator does not document")
     for parameter in operation.get("parameters", []):
@@ -535,14 +122,8 @@ def _complete(
         parameter["example"] = manifest.name if parameter["name"] == "model_name" else manifest.version
 
 
-def render(doc: dict[str, Any]) -> str:
-    """Canonical text of the committed file: stable across runs, reviewable as a diff."""
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
 __all__ = [
     "CONTRACT_VERSION",
     "REQUEST_BODY",
     "build_document",
-    "render",
 ]

@@ -15,10 +15,10 @@ import copy
 import hashlib
 from typing import Any
 
-from onnxlambda.codecs.v2 import input_specs, output_specs
-from onnxlambda.contract.manifest import GoldenSet, Manifest
+from onnxlambda.codecs.v2 import model_metadata
+from onnxlambda.contract.manifest import GoldenSet, Manifest, dump_json
 from onnxlambda.contract.strict import build
-from onnxlambda_cli.openapi.document import build_document, render
+from onnxlambda_cli.openapi.document import build_document
 
 _NUMERIC = {
     "kind": "numeric",
@@ -126,17 +126,11 @@ def api_shape(skeleton: dict[str, Any], *, max_rows: int) -> str:
     """sha256 of the reference models' documents, without examples or the version number."""
     docs = []
     for manifest, golden in reference_models():
-        metadata = {
-            "name": manifest.name,
-            "versions": [manifest.version],
-            "platform": "onnxruntime_onnx",
-            "inputs": [s.to_dict() for s in input_specs(manifest)],
-            "outputs": [s.to_dict() for s in output_specs(manifest)],
-        }
+        metadata = model_metadata(manifest)
         doc = build_document(copy.deepcopy(skeleton), manifest, golden, metadata, max_rows=max_rows)
         doc["info"].pop("version", None)
         docs.append(_without_examples(doc))
-    return hashlib.sha256(render({"documents": docs}).encode()).hexdigest()
+    return hashlib.sha256(dump_json({"documents": docs}).encode()).hexdigest()
 
 
 __all__ = ["api_shape", "reference_models"]

@@ -29,7 +29,7 @@ from moto import mock_aws
 from devtools.apigw import http_api_event, to_http_response
 from functions.api import app
 from onnxlambda_cli import diff as diff_cli
-from onnxlambda_cli.release import function_name
+from onnxlambda_cli.release.environments import function_name
 from tests.conftest import MODELS, ROOT, FakeLambdaContext
 from tests.unit.release.candidates import perturb_classifier, write_candidate
 

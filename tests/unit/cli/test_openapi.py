@@ -10,15 +10,14 @@ from typing import Any
 
 import jsonschema_rs
 import pytest
-import yaml
 
-from devtools.rie import _Loader
 from functions.api import app
-from onnxlambda.codecs.v2 import input_specs, output_specs
+from onnxlambda.codecs.v2 import model_metadata
 from onnxlambda.contract.errors import ServingError
 from onnxlambda.contract.manifest import OPENAPI_FILE, load_golden, load_manifest
 from onnxlambda.serving.validation import Validator
 from onnxlambda.settings import Settings
+from onnxlambda_cli.cloudformation import load_template
 from onnxlambda_cli.openapi import document as openapi
 from onnxlambda_cli.openapi import reference
 from onnxlambda_cli.openapi.command import LOCK, STALE, current_shape, generate, model_dirs, read_lock, update
@@ -110,7 +109,7 @@ def test_contract_version_is_semver_and_in_every_document() -> None:
 
 def test_routes_are_declared_once_on_the_handler_and_documented_from_there() -> None:
     # GIVEN the API function's HttpApi events in template.yaml and the resolver's routes
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_Loader)
+    template = load_template((ROOT / "template.yaml").read_text())
     events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
     declared = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events}
     served = {
@@ -129,13 +128,7 @@ def test_a_route_without_documented_answers_is_refused_by_the_builder() -> None:
     skeleton = {"paths": {"/new": {"get": {"summary": "new", "responses": {"200": {"description": "x"}}}}}}
     manifest = load_manifest(MODELS / "penguins")
     golden = load_golden(MODELS / "penguins", manifest)
-    v2 = {
-        "name": manifest.name,
-        "versions": [manifest.version],
-        "platform": "onnxruntime_onnx",
-        "inputs": [s.to_dict() for s in input_specs(manifest)],
-        "outputs": [s.to_dict() for s in output_specs(manifest)],
-    }
+    v2 = model_metadata(manifest)
     # WHEN the document is built THEN it names the route and where answers are declared
     with pytest.raises(ValueError, match=r"GET /new must document one success and its errors"):
         openapi.build_document(skeleton, manifest, golden, v2, max_rows=10)

@@ -21,7 +21,8 @@ from moto import mock_aws
 from moto.codedeploy.models import codedeploy_backends
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
-from onnxlambda_cli import release
+from onnxlambda_cli.release import ReleaseError, command, deployments, environments, rollback, versions
+from onnxlambda_cli.release import preflight as preflighting
 
 STACK = "onnxlambda-test"
 FUNCTION = "onnxlambda-test-api"
@@ -81,6 +82,18 @@ def digest(revision: str) -> str:
     return (revision * 10)[:10]
 
 
+def roll_back(
+    client: Any,
+    *,
+    to: str = "previous",
+    history: deployments.History | None = None,
+    active: list[str] | None = None,
+) -> rollback.Rollback:
+    """What `onnxlambda release rollback` does to FUNCTION: plan the move (refusing as it must), make it."""
+    plan = rollback.plan_rollback(client, FUNCTION, "live", to, history=history, active=active or ())
+    return rollback.rollback(client, plan)
+
+
 def live(client: Any) -> str:
     return str(client.get_alias(FunctionName=FUNCTION, Name="live")["FunctionVersion"])
 
@@ -98,7 +111,7 @@ def test_status_shows_version_model_and_code_of_each_alias(three_releases: Any) 
     # GIVEN a second alias on version 1
     three_releases.create_alias(FunctionName=FUNCTION, Name="previous-release", FunctionVersion="1")
     # WHEN status is asked for every alias
-    rows = release.status(three_releases, FUNCTION)
+    rows = versions.status(three_releases, FUNCTION)
     # THEN each alias names its version and the model and code that version was published with
     by_alias = {row.alias: row.version for row in rows}
     assert set(by_alias) == {"live", "previous-release"}
@@ -117,7 +130,7 @@ def test_status_command_prints_alias_version_and_model(
     three_releases: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # WHEN the CLI's status command runs
-    code = release.main(["status", "--function", FUNCTION], client=three_releases)
+    code = command.main(["status", "--function", FUNCTION], client=three_releases)
     out = capsys.readouterr().out
     # THEN it exits 0 and prints alias -> version with model version, sha256 and code revision
     assert code == 0
@@ -133,7 +146,7 @@ def test_status_shows_a_canary_in_progress(three_releases: Any, capsys: pytest.C
         RoutingConfig={"AdditionalVersionWeights": {"3": 0.1}},
     )
     # WHEN status runs as JSON
-    assert release.main(["status", "--function", FUNCTION, "--json"], client=three_releases) == 0
+    assert command.main(["status", "--function", FUNCTION, "--json"], client=three_releases) == 0
     [row] = json.loads(capsys.readouterr().out)
     # THEN it shows both the version serving most traffic and the canary's share
     assert row["version"]["version"] == "2"
@@ -142,19 +155,19 @@ def test_status_shows_a_canary_in_progress(three_releases: Any, capsys: pytest.C
 
 def test_rollback_to_previous_points_live_at_the_version_before(three_releases: Any) -> None:
     # WHEN rolled back with the default target
-    done = release.rollback(three_releases, FUNCTION)
+    done = roll_back(three_releases)
     # THEN live serves version 2 (model 1.1.0) and the alias records where it came from
     assert (done.from_version, done.to_version) == ("3", "2")
     assert live(three_releases) == "2"
     alias = three_releases.get_alias(FunctionName=FUNCTION, Name="live")
     assert "rolled back from version 3" in alias["Description"]
-    assert release.status(three_releases, FUNCTION, "live")[0].version.model_version == "1.1.0"
+    assert versions.status(three_releases, FUNCTION, "live")[0].version.model_version == "1.1.0"
 
 
 def test_rollback_twice_keeps_going_back(three_releases: Any) -> None:
     # WHEN rolled back twice THEN live ends on version 1
-    release.rollback(three_releases, FUNCTION)
-    release.rollback(three_releases, FUNCTION)
+    roll_back(three_releases)
+    roll_back(three_releases)
     assert live(three_releases) == "1"
 
 
@@ -204,7 +217,7 @@ def start_deployment(codedeploy: Any, status: str, application: str = APPLICATIO
 def test_rollback_to_a_named_version(three_releases: Any, capsys: pytest.CaptureFixture[str]) -> None:
     cloudformation, codedeploy = make_stack()
     # WHEN the CLI rolls back the stack's function to version 1 explicitly
-    code = release.main(
+    code = command.main(
         ["rollback", "--stack", STACK, "--to", "1"],
         client=three_releases,
         codedeploy=codedeploy,
@@ -220,10 +233,10 @@ def test_rollback_to_a_named_version(three_releases: Any, capsys: pytest.Capture
 
 def test_a_rollback_marks_the_version_it_leaves_as_withdrawn(three_releases: Any) -> None:
     # WHEN live is rolled back twice
-    release.rollback(three_releases, FUNCTION)
-    release.rollback(three_releases, FUNCTION)
+    roll_back(three_releases)
+    roll_back(three_releases)
     # THEN both versions it left are recorded on the function, where the deploy preflight reads them
-    assert release.withdrawn_versions(three_releases, FUNCTION) == ["3", "2"]
+    assert rollback.withdrawn_versions(three_releases, FUNCTION) == ["3", "2"]
 
 
 def test_rollback_refuses_when_there_is_no_previous_version(
@@ -234,7 +247,7 @@ def test_rollback_refuses_when_there_is_no_previous_version(
     lambda_client.create_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="1")
     cloudformation, codedeploy = make_stack(recorded="1")
     # WHEN asked to roll back
-    code = release.main(
+    code = command.main(
         ["rollback", "--stack", STACK],
         client=lambda_client,
         codedeploy=codedeploy,
@@ -254,8 +267,8 @@ def test_rollback_refuses_when_there_is_no_previous_version(
 )
 def test_rollback_refuses_unknown_or_current_targets(three_releases: Any, target: str, reason: str) -> None:
     # WHEN asked to move live to a version that does not exist, to the one it serves, or to $LATEST
-    with pytest.raises(release.ReleaseError, match=reason.replace("$", r"\$")):
-        release.rollback(three_releases, FUNCTION, to=target)
+    with pytest.raises(ReleaseError, match=reason.replace("$", r"\$")):
+        roll_back(three_releases, to=target)
     # THEN live stays where it was
     assert live(three_releases) == "3"
 
@@ -269,12 +282,12 @@ def test_rollback_refuses_during_a_traffic_split(three_releases: Any) -> None:
         RoutingConfig={"AdditionalVersionWeights": {"3": 0.1}},
     )
     # WHEN a manual rollback is asked THEN it refuses and points at CodeDeploy's own rollback
-    with pytest.raises(release.ReleaseError, match=r"mid-deployment.*stop-deployment"):
-        release.rollback(three_releases, FUNCTION)
+    with pytest.raises(ReleaseError, match=r"mid-deployment.*stop-deployment"):
+        roll_back(three_releases)
     assert live(three_releases) == "2"
 
 
-@pytest.mark.parametrize("state", release.ACTIVE_STATUSES)
+@pytest.mark.parametrize("state", deployments.ACTIVE_STATUSES)
 def test_rollback_refuses_while_a_deployment_of_the_stack_may_still_shift_traffic(
     three_releases: Any, state: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -283,7 +296,7 @@ def test_rollback_refuses_while_a_deployment_of_the_stack_may_still_shift_traffi
     cloudformation, codedeploy = make_stack()
     deployment = start_deployment(codedeploy, state)
     # WHEN a manual rollback is asked
-    code = release.main(
+    code = command.main(
         ["rollback", "--stack", STACK],
         client=three_releases,
         codedeploy=codedeploy,
@@ -300,11 +313,11 @@ def test_deployments_of_other_stacks_do_not_block_a_rollback(three_releases: Any
     cloudformation, codedeploy = make_stack()
     start_deployment(codedeploy, "InProgress", "another-stack-app", "another-group")
     start_deployment(codedeploy, "Succeeded")
-    where = release.stack(cloudformation, STACK)
+    where = deployments.stack(cloudformation, STACK)
     assert where is not None
     # THEN only this stack's group is looked at: nothing is active, and the rollback goes through
-    assert release.active_deployments(codedeploy, where) == []
-    assert release.rollback(three_releases, FUNCTION, active=[]).to_version == "2"
+    assert deployments.active_deployments(codedeploy, where) == []
+    assert roll_back(three_releases, active=[]).to_version == "2"
 
 
 # -- history from CodeDeploy's deployment target API ------------------------------------------
@@ -336,28 +349,28 @@ def deployment(
     return info, target_info
 
 
-def stubbed_history(deployments: list[tuple[dict[str, Any], dict[str, Any]]]) -> release.History | None:
-    """deployment_history() with CodeDeploy answering from `deployments`, scoped calls checked."""
+def stubbed_history(finished: list[tuple[dict[str, Any], dict[str, Any]]]) -> deployments.History | None:
+    """deployment_history() with CodeDeploy answering from `finished`, scoped calls checked."""
     codedeploy = boto3.client("codedeploy", region_name="us-east-1")
-    where = release.Stack(STACK, FUNCTION, "3", APPLICATION, GROUP)
+    where = deployments.Stack(STACK, FUNCTION, "3", APPLICATION, GROUP)
     with Stubber(codedeploy) as stub:
         stub.add_response(
             "list_deployments",
-            {"deployments": [d["deploymentId"] for d, _ in deployments]},
+            {"deployments": [d["deploymentId"] for d, _ in finished]},
             {
                 "applicationName": APPLICATION,
                 "deploymentGroupName": GROUP,
-                "includeOnlyStatuses": list(release.FINISHED_STATUSES),
+                "includeOnlyStatuses": list(deployments.FINISHED_STATUSES),
             },
         )
         stub.add_response(
             "batch_get_deployments",
-            {"deploymentsInfo": [d for d, _ in deployments]},
-            {"deploymentIds": [d["deploymentId"] for d, _ in deployments]},
+            {"deploymentsInfo": [d for d, _ in finished]},
+            {"deploymentIds": [d["deploymentId"] for d, _ in finished]},
         )
-        for info, target in sorted(deployments, key=lambda d: d[0]["createTime"]):
+        for info, target in sorted(finished, key=lambda d: d[0]["createTime"]):
             undoes = (info.get("rollbackInfo") or {}).get("rollbackTriggeringDeploymentId")
-            if info.get("creator") in release.ROLLBACK_CREATORS or undoes:
+            if info.get("creator") in deployments.ROLLBACK_CREATORS or undoes:
                 continue  # never asked for: not a release
             target_id = target["lambdaTarget"]["targetId"]
             stub.add_response(
@@ -368,7 +381,7 @@ def stubbed_history(deployments: list[tuple[dict[str, Any], dict[str, Any]]]) ->
                 {"deploymentTargets": [target]},
                 {"deploymentId": info["deploymentId"], "targetIds": [target_id]},
             )
-        history = release.deployment_history(codedeploy, where)
+        history = deployments.deployment_history(codedeploy, where)
         stub.assert_no_pending_responses()
     return history
 
@@ -399,7 +412,7 @@ def test_previous_is_the_version_the_current_one_replaced(three_releases: Any) -
     assert (history.served, history.refused) == (frozenset({"1", "2", "4"}), frozenset({"3"}))
     assert history.replaced == {"2": "1", "4": "2"}
     # WHEN rolled back to "previous" THEN live goes back to 2, passing over 3
-    done = release.rollback(three_releases, FUNCTION, history=history)
+    done = roll_back(three_releases, history=history)
     assert (done.to_version, done.skipped) == ("2", ("3",))
     assert live(three_releases) == "2"
 
@@ -412,7 +425,7 @@ def test_after_a_manual_rollback_previous_skips_refused_versions(three_releases:
         [deployment("d-1", "Succeeded", "1", "2"), deployment("d-2", "Failed", "2", "3")]
     )
     # WHEN live (on 4, which no deployment made live) is rolled back THEN 3 is passed over
-    done = release.rollback(three_releases, FUNCTION, history=history)
+    done = roll_back(three_releases, history=history)
     assert (done.to_version, done.skipped) == ("2", ("3",))
 
 
@@ -420,8 +433,8 @@ def test_previous_refuses_when_every_older_version_was_refused(three_releases: A
     # GIVEN versions 1 and 2 both failed their deployments and live serves 3
     history = stubbed_history([deployment("d-1", "Failed", "3", "1"), deployment("d-2", "Stopped", "3", "2")])
     # WHEN asked for the previous version THEN it refuses, naming the refused versions
-    with pytest.raises(release.ReleaseError, match=r"CodeDeploy refused versions 1, 2"):
-        release.rollback(three_releases, FUNCTION, history=history)
+    with pytest.raises(ReleaseError, match=r"CodeDeploy refused versions 1, 2"):
+        roll_back(three_releases, history=history)
     assert live(three_releases) == "3"
 
 
@@ -429,7 +442,7 @@ def test_without_codedeploy_history_previous_is_the_newest_older_version_and_say
     three_releases: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cloudformation, codedeploy = make_stack()
-    code = release.main(
+    code = command.main(
         ["rollback", "--stack", STACK],
         client=three_releases,
         codedeploy=codedeploy,
@@ -468,14 +481,14 @@ def build(model_version: str, revision: str) -> dict[str, Any]:
     }
 
 
-def preflight(client: Any, built: dict[str, Any]) -> release.Preflight:
+def preflight(client: Any, built: dict[str, Any]) -> preflighting.Preflight:
     cloudformation = boto3.client("cloudformation", region_name="us-east-1")
     codedeploy = boto3.client("codedeploy", region_name="us-east-1")
-    return release.preflight(client, codedeploy, cloudformation, STACK, built)
+    return preflighting.preflight(client, codedeploy, cloudformation, STACK, built)
 
 
 def test_preflight_lets_a_first_deploy_create_the_stack(lambda_client: Any) -> None:
-    assert preflight(lambda_client, build("1.2.0", "4444444")) == release.Preflight(
+    assert preflight(lambda_client, build("1.2.0", "4444444")) == preflighting.Preflight(
         False, (f"stack {STACK} does not exist yet: this deploy creates it",)
     )
 
@@ -489,32 +502,32 @@ def test_preflight_lets_a_new_release_go_out(three_releases: Any) -> None:
 def test_preflight_refuses_while_a_deployment_runs(three_releases: Any) -> None:
     _, codedeploy = make_stack()
     start_deployment(codedeploy, "InProgress")
-    with pytest.raises(release.ReleaseError, match="not finished"):
+    with pytest.raises(ReleaseError, match="not finished"):
         preflight(three_releases, build("1.2.0", "4444444"))
 
 
 def test_preflight_refuses_the_release_a_manual_rollback_withdrew(three_releases: Any) -> None:
     # GIVEN live rolled back from 3, then put back on CloudFormation's record by a redeploy of 2
     make_stack(recorded="3")
-    release.rollback(three_releases, FUNCTION)
+    roll_back(three_releases)
     three_releases.update_alias(FunctionName=FUNCTION, Name="live", FunctionVersion="3")
     # WHEN the build being deployed is version 3's release (same digest) THEN it is refused
-    with pytest.raises(release.ReleaseError, match=r"this build is version 3 .*withdrew"):
+    with pytest.raises(ReleaseError, match=r"this build is version 3 .*withdrew"):
         preflight(three_releases, build("1.2.0", "3333333"))
 
 
 def test_after_a_manual_rollback_only_the_release_live_serves_may_be_deployed(three_releases: Any) -> None:
     # GIVEN CloudFormation records version 3, and live was rolled back by hand to 2
     make_stack(recorded="3")
-    release.rollback(three_releases, FUNCTION)
+    roll_back(three_releases)
     # WHEN any other release is deployed THEN it is refused: CodeDeploy would start its traffic
     # shift from the version CloudFormation records, the withdrawn one
-    with pytest.raises(release.ReleaseError, match=r"rolled back by hand.*code 2222222, model 1.1.0"):
+    with pytest.raises(ReleaseError, match=r"rolled back by hand.*code 2222222, model 1.1.0"):
         preflight(three_releases, build("1.2.0", "4444444"))
     # WHEN the release live serves is deployed THEN it goes out AllAtOnce, re-recording live
     checked = preflight(three_releases, build("1.1.0", "2222222"))
     assert checked.resync is True
-    overrides = dict(p.split("=", 1) for p in release.deploy_overrides("prod", checked.resync).split())
+    overrides = dict(p.split("=", 1) for p in preflighting.deploy_overrides("prod", checked.resync).split())
     assert overrides["DeploymentType"] == "AllAtOnce"
     assert overrides["Stage"] == "prod"
 
@@ -525,7 +538,7 @@ def test_the_preflight_command_prints_the_environment_overrides(
     cloudformation, codedeploy = make_stack()
     template = tmp_path / "template.yaml"
     template.write_text(json.dumps(build("1.2.0", "4444444")))
-    config_env_stack = release.stack_name("dev")
+    config_env_stack = environments.stack_name("dev")
     cloudformation.create_stack(
         StackName=config_env_stack,
         TemplateBody=json.dumps(
@@ -542,10 +555,10 @@ def test_the_preflight_command_prints_the_environment_overrides(
     )
     args = ["preflight", "--config-env", "dev", "--template", str(template)]
     assert (
-        release.main(args, client=three_releases, codedeploy=codedeploy, cloudformation=cloudformation) == 0
+        command.main(args, client=three_releases, codedeploy=codedeploy, cloudformation=cloudformation) == 0
     )
-    assert capsys.readouterr().out.strip() == release.deploy_overrides("dev", resync=False)
-    assert "DeploymentType=AllAtOnce" in release.deploy_overrides("dev", resync=False)
+    assert capsys.readouterr().out.strip() == preflighting.deploy_overrides("dev", resync=False)
+    assert "DeploymentType=AllAtOnce" in preflighting.deploy_overrides("dev", resync=False)
 
 
 def test_a_stack_from_an_older_template_says_what_is_missing() -> None:
@@ -555,5 +568,5 @@ def test_a_stack_from_an_older_template_says_what_is_missing() -> None:
             StackName=STACK,
             TemplateBody=json.dumps({"Resources": {"T": {"Type": "AWS::SNS::Topic"}}, "Outputs": {}}),
         )
-        with pytest.raises(release.ReleaseError, match="no output ApiFunctionName, ApiFunctionVersion"):
-            release.stack(cloudformation, STACK)
+        with pytest.raises(ReleaseError, match="no output ApiFunctionName, ApiFunctionVersion"):
+            deployments.stack(cloudformation, STACK)

@@ -10,29 +10,31 @@ from pathlib import Path
 
 import pytest
 
-from onnxlambda_cli import release
+from onnxlambda_cli.release import command, environments
 from tests.conftest import ROOT
 
 
 def test_function_name_and_region_come_from_samconfig() -> None:
     config = tomllib.loads((ROOT / "samconfig.toml").read_text())
     # THEN `dev` is the [default] table and the function is named after the stack (template.yaml)
-    assert release.function_name("dev") == config["default"]["global"]["parameters"]["stack_name"] + "-api"
-    assert release.function_name("prod") == "onnxlambda-prod-api"
-    assert release.deploy_region("prod") == config["prod"]["deploy"]["parameters"]["region"]
+    assert (
+        environments.function_name("dev") == config["default"]["global"]["parameters"]["stack_name"] + "-api"
+    )
+    assert environments.function_name("prod") == "onnxlambda-prod-api"
+    assert environments.deploy_region("prod") == config["prod"]["deploy"]["parameters"]["region"]
     assert "FunctionName: !Sub ${AWS::StackName}-api" in (ROOT / "template.yaml").read_text()
 
 
 def test_unknown_environment_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert release.main(["status", "--config-env", "staging"]) == 2
+    assert command.main(["status", "--config-env", "staging"]) == 2
     assert "no [staging] environment" in capsys.readouterr().err
 
 
 def test_code_revision_is_a_commit_marked_dirty_when_the_tree_changed(tmp_path: Path) -> None:
     # GIVEN this repository THEN the revision is a full commit id, maybe with -dirty
-    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", release.code_revision())
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", environments.code_revision())
     # GIVEN a directory that is not a git repository THEN the stamp says so instead of failing
-    assert release.code_revision(tmp_path) == "unset"
+    assert environments.code_revision(tmp_path) == "unset"
 
 
 def make_dry_run(*args: str) -> str:

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from onnxlambda_cli import release, stamp
+from onnxlambda_cli import stamp
+from onnxlambda_cli.cloudformation import load_template
+from onnxlambda_cli.release import command
 from tests.conftest import MODELS, ROOT
 
 URI = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
@@ -19,7 +21,7 @@ URI = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": 
 
 def make_build(build: Path, model: str = "penguins") -> Path:
     """What `sam build` leaves: the template with CodeUri/ContentUri = built folders, and the folders."""
-    template = stamp.load_template((ROOT / "template.yaml").read_text())
+    template = load_template((ROOT / "template.yaml").read_text())
     for name, resource in template["Resources"].items():
         if resource["Type"] in URI:
             resource["Properties"][URI[resource["Type"]]] = name
@@ -31,7 +33,7 @@ def make_build(build: Path, model: str = "penguins") -> Path:
 
 
 def stamped(build: Path) -> dict[str, Any]:
-    return stamp.load_template((build / "template.yaml").read_text())
+    return load_template((build / "template.yaml").read_text())
 
 
 def test_stamping_writes_the_release_pins_the_settings_and_names_each_version(tmp_path: Path) -> None:
@@ -111,7 +113,7 @@ def test_an_override_of_an_undeclared_parameter_is_refused(tmp_path: Path) -> No
         'version = 0.1\n[default.deploy.parameters]\nparameter_overrides = "Stage=dev MaxRow=5"\n'
     )
     with pytest.raises(stamp.StampError, match="MaxRow"):
-        stamp.environment_values(stamp.load_template((ROOT / "template.yaml").read_text()), "dev", samconfig)
+        stamp.environment_values(load_template((ROOT / "template.yaml").read_text()), "dev", samconfig)
 
 
 def test_the_release_command_dispatches_stamp(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -127,7 +129,7 @@ def test_the_release_command_dispatches_stamp(tmp_path: Path, capsys: pytest.Cap
         "--revision",
         "r1",
     ]
-    assert release.main(args) == 0
+    assert command.main(args) == 0
     out = capsys.readouterr().out
     assert "stamped for dev (Stage=dev): model 1.0.0" in out
     assert "ApiFunction: version digest" in out

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from onnxlambda_cli.stamp import load_template
+from onnxlambda_cli.cloudformation import load_template
 from tests.conftest import ROOT
 from tests.unit.docs import markdown
 

@@ -18,7 +18,7 @@ from functions.batch import app
 from onnxlambda.batch.event import BatchEventError
 from onnxlambda.batch.s3 import S3ClientSettings
 from onnxlambda.serving.service import get_service
-from onnxlambda_cli.stamp import load_template
+from onnxlambda_cli.cloudformation import load_template
 from tests.conftest import ROOT, FakeLambdaContext, load_event
 from tests.unit.infra.test_template_release import transformed
 

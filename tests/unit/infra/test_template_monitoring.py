@@ -7,38 +7,19 @@ import re
 from typing import Any
 
 import pytest
-import yaml
 
 from onnxlambda.contract.manifest import load_manifest
 from onnxlambda.monitoring import metrics as names
 from onnxlambda.monitoring.capture import SUBSCRIPTION_FILTER_PATTERN
+from onnxlambda_cli.cloudformation import load_template
 from tests.conftest import MODELS, ROOT
-
-
-class _CfnLoader(yaml.SafeLoader):
-    pass
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
-    key = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        return {key: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {key: loader.construct_sequence(node, deep=True)}
-    return {key: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
+from tests.unit.infra.translate import of_type
 
 
 @pytest.fixture(scope="module")
 def resources() -> dict[str, Any]:
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)
+    template = load_template((ROOT / "template.yaml").read_text())
     return dict(template["Resources"])
-
-
-def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
-    return {k: v for k, v in resources.items() if v["Type"] == kind}
 
 
 def test_capture_path_ships_only_capture_lines_from_the_api_logs_to_an_encrypted_bucket(
@@ -49,9 +30,9 @@ def test_capture_path_ships_only_capture_lines_from_the_api_logs_to_an_encrypted
     # THEN the API log group's capture lines (the core's pattern, exactly) go to Firehose
     assert props["LogGroupName"] == {"Ref": "ApiFunctionLogs"}
     assert props["FilterPattern"] == SUBSCRIPTION_FILTER_PATTERN
-    assert props["DestinationArn"] == {"Fn::GetAtt": "CaptureDeliveryStream.Arn"}
+    assert props["DestinationArn"] == {"Fn::GetAtt": ["CaptureDeliveryStream", "Arn"]}
     stream = resources["CaptureDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
-    assert stream["BucketARN"] == {"Fn::GetAtt": "CaptureBucket.Arn"}
+    assert stream["BucketARN"] == {"Fn::GetAtt": ["CaptureBucket", "Arn"]}
     # AND the objects land under the hour prefixes the monitor reads, as plain JSON lines
     assert stream["Prefix"] == "capture/!{timestamp:yyyy/MM/dd/HH}/"
     assert [p["Type"] for p in stream["ProcessingConfiguration"]["Processors"]] == [

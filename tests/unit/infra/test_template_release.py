@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
 from typing import Any
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.unit.infra.translate import of_type, source_template, translate
 
-SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
 HOOK = "PreTrafficHook"
 # Event sources through which a function serves predictions: these must call an alias.
 SERVING_EVENTS = {"HttpApi", "Api", "S3", "SQS", "Kinesis", "DynamoDB"}
@@ -37,42 +36,11 @@ def _all_variants() -> dict[tuple[str, ...], dict[str, Any]]:
     variants: list[tuple[str, ...]] = [("template.yaml",)]
     variants += [("template.yaml", change) for change, _ in UNSTAMPED_CHANGES]
     variants += [("template.yaml", f"DeploymentType={d}") for d in DEPLOYMENT_TYPES]
-    out = subprocess.run(
-        [str(SAM_PYTHON), "devtools/sam_transform.py", "--batch"],
-        cwd=ROOT,
-        input=json.dumps([list(v) for v in variants]),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return {v: t["Resources"] for v, t in zip(variants, json.loads(out.stdout), strict=True)}
+    return dict(zip(variants, translate(variants), strict=True))
 
 
 def transformed(*args: str, template: str = "template.yaml") -> dict[str, Any]:
     return _all_variants()[(template, *args)]
-
-
-@functools.cache
-def source_template() -> dict[str, Any]:
-    out = subprocess.run(
-        [
-            str(SAM_PYTHON),
-            "-c",
-            "import json,sys; from samcli.yamlhelper import yaml_parse; "
-            "print(json.dumps(yaml_parse(open(sys.argv[1]).read())))",
-            "template.yaml",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    template: dict[str, Any] = json.loads(out.stdout)
-    return template
-
-
-def of_type(resources: dict[str, Any], kind: str) -> dict[str, Any]:
-    return {k: v for k, v in resources.items() if v["Type"] == kind}
 
 
 def new_version(resources: dict[str, Any], function: str = "ApiFunction") -> str:

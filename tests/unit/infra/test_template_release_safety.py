@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import functools
 import json
-import subprocess
 from typing import Any
 
 from onnxlambda.monitoring import metrics as names
 from tests.conftest import ROOT
+from tests.unit.infra.translate import translate
 
-SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
 VARIANTS: list[tuple[str, ...]] = [
     ("template.yaml",),
     ("template.yaml", "ChallengerLayer.Uri=s3://artifacts/challenger-with-another-model"),
@@ -21,15 +20,7 @@ VARIANTS: list[tuple[str, ...]] = [
 
 @functools.cache
 def transformed() -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [str(SAM_PYTHON), "devtools/sam_transform.py", "--batch"],
-        cwd=ROOT,
-        input=json.dumps([list(v) for v in VARIANTS]),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return [t["Resources"] for t in json.loads(out.stdout)]
+    return translate(VARIANTS)
 
 
 def version_of(resources: dict[str, Any]) -> str:

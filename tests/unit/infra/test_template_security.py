@@ -14,31 +14,11 @@ import tomllib
 from typing import Any
 
 import pytest
-import yaml
 
+from onnxlambda_cli.cloudformation import load_template
 from tests.conftest import ROOT
 
-
-class _CfnLoader(yaml.SafeLoader):
-    """Reads short-form intrinsics (!Ref, !If [...], !Sub ...) into their long JSON form."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
-    name = "Ref" if suffix == "Ref" else "Condition" if suffix == "Condition" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: object = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = str(value).split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _intrinsic)
-
-TEMPLATE: dict[str, Any] = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)
+TEMPLATE: dict[str, Any] = load_template((ROOT / "template.yaml").read_text())
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 NO_VALUE = object()
 

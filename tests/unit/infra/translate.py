@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from onnxlambda_cli import stamp
+from onnxlambda_cli.cloudformation import load_template
 from tests.conftest import ROOT
 
 SAM_PYTHON = ROOT / ".venv-sam" / "bin" / "python"
@@ -33,7 +33,7 @@ def translate(variants: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
 
 
 def source_template() -> dict[str, Any]:
-    return stamp.load_template((ROOT / "template.yaml").read_text())
+    return load_template((ROOT / "template.yaml").read_text())
 
 
 def samconfig_environments() -> list[str]:

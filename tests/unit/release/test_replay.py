@@ -22,7 +22,8 @@ import onnxruntime as ort
 import pytest
 from moto import mock_aws
 
-from onnxlambda.release.replay import ReplayThresholds, read_recent_s3, replay, select
+from onnxlambda.release.captured import read_recent_s3, select
+from onnxlambda.release.replay import ReplayThresholds, replay
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda_cli import replay as replay_cli
 from tests.conftest import MODELS

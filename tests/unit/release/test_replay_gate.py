@@ -1,4 +1,4 @@
-"""The pre-traffic hook's replay of recent capture (onnxlambda.release.replay.replay_gate), against
+"""The pre-traffic hook's replay of recent capture (onnxlambda.release.replay_gate.replay_gate), against
 a moto S3 capture bucket: the newest rows of the serving model, compared with what it answered."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from onnxlambda.release.replay import ReplayGateSettings, replay_gate
+from onnxlambda.release.replay_gate import ReplayGateSettings, replay_gate
 from onnxlambda.serving.runtime import ModelRuntime
 from tests.conftest import MODELS
 from tests.unit.release.candidates import swap_classes, write_candidate

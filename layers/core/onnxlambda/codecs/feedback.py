@@ -3,8 +3,8 @@
 A pydantic request model here made the API function run Powertools' OpenAPI validation
 middleware on every request of every route (enable_validation) for the sake of one small body;
 `parse_feedback` gives the same answers and error details that model and app.py's mapping of its
-errors gave (tests/unit/test_feedback_request.py holds both to it). The documented schema is
-`onnxlambda_cli.openapi.document._feedback_schemas` (same pattern).
+errors gave (tests/unit/functions/test_feedback_request.py holds both to it). The documented
+schema is `onnxlambda_cli.openapi.model_schemas.feedback_schemas` (same pattern).
 """
 
 from __future__ import annotations

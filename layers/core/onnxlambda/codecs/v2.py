@@ -22,13 +22,12 @@ Binary tensor data (Triton's extension, what tritonclient sends by default) is a
 inputs; outputs are always returned as JSON `data`, which every V2 client reads.
 
 Errors are the one ServingError model, rendered the protocol's way: `{"error": "<code>: ..."}`.
+How a body's bytes become tensor elements (JSON `data`, binary data) is in v2_data.py.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -36,6 +35,7 @@ from typing import Any, Final
 import numpy as np
 
 from onnxlambda import __version__
+from onnxlambda.codecs.v2_data import dimensions, snap_to_bounds, split_body, tensor_values
 from onnxlambda.contract.errors import ServingError, malformed, not_found, too_large
 from onnxlambda.contract.manifest import ClassificationOutput, Feature, Manifest, ModelInput
 from onnxlambda.serving.dataplane import Decoded, Inference, Observer
@@ -49,21 +49,6 @@ DATATYPES: Final = frozenset(
 )
 DATATYPE_OF: Final = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "string": "BYTES"}
 _ORT_VALUE_DATATYPE: Final = {"tensor(float)": "FP32", "tensor(double)": "FP64"}
-# Little-endian element layouts of the binary tensor data extension (BYTES is length-prefixed).
-_BINARY_DTYPE: Final[dict[str, str]] = {
-    "BOOL": "?",
-    "UINT8": "<u1",
-    "UINT16": "<u2",
-    "UINT32": "<u4",
-    "UINT64": "<u8",
-    "INT8": "<i1",
-    "INT16": "<i2",
-    "INT32": "<i4",
-    "INT64": "<i8",
-    "FP16": "<f2",
-    "FP32": "<f4",
-    "FP64": "<f8",
-}
 _MAX_DETAILS_IN_MESSAGE: Final = 5
 
 
@@ -119,6 +104,23 @@ def output_specs(manifest: Manifest, graph_outputs: Sequence[Any] = ()) -> list[
     return [TensorSpec(out.value_tensor, datatype, [-1, 1] if rank == 2 else [-1])]
 
 
+def model_metadata(manifest: Manifest, graph_outputs: Sequence[Any] = ()) -> dict[str, Any]:
+    """The model metadata V2 serves (GET /v2/models/<name>) for a manifest and its graph's outputs."""
+    return _metadata(manifest, input_specs(manifest), output_specs(manifest, graph_outputs))
+
+
+def _metadata(
+    manifest: Manifest, inputs: Iterable[TensorSpec], outputs: Iterable[TensorSpec]
+) -> dict[str, Any]:
+    return {
+        "name": manifest.name,
+        "versions": [manifest.version],
+        "platform": PLATFORM,
+        "inputs": [i.to_dict() for i in inputs],
+        "outputs": [o.to_dict() for o in outputs],
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class _Input:
     model_input: ModelInput
@@ -155,13 +157,7 @@ class V2Model:
             )
 
     def metadata(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "versions": [self.version],
-            "platform": PLATFORM,
-            "inputs": [i.spec.to_dict() for i in self._inputs.values()],
-            "outputs": [o.to_dict() for o in self._outputs.values()],
-        }
+        return _metadata(self.manifest, [i.spec for i in self._inputs.values()], self._outputs.values())
 
     def ready(self) -> dict[str, Any]:
         return {"name": self.name, "ready": True}
@@ -183,7 +179,7 @@ class V2Model:
 
     def decode(self, raw: bytes, header_length: str | None) -> tuple[Decoded, str | None, list[str]]:
         """The request as feature columns, its `id`, and the outputs it asks for."""
-        request, binary = _split_body(raw, header_length)
+        request, binary = split_body(raw, header_length)
         if not isinstance(request.get("parameters", {}), dict):
             raise malformed("'parameters' must be an object")
         request_id = request.get("id")
@@ -256,7 +252,7 @@ class V2Model:
                     f"input '{name}' has {n} rows but earlier inputs have {rows}: shapes must agree"
                 )
             rows = n
-            values, offset = _tensor_values(tensor, expected.spec.datatype, binary, offset)
+            values, offset = tensor_values(tensor, expected.spec.datatype, binary, offset)
             width = len(expected.features)
             if len(values) != n * width:
                 shape = tensor["shape"]
@@ -266,7 +262,7 @@ class V2Model:
             for j, feature in enumerate(expected.features):
                 column = values[j::width] if width > 1 else values
                 if expected.spec.datatype == "FP32":
-                    column = _snap_to_bounds(column, _bounds(feature))
+                    column = snap_to_bounds(column, _bounds(feature))
                 columns[feature.name] = column
         missing = [name for name in self._inputs if name not in seen]
         if missing:
@@ -288,7 +284,7 @@ class V2Model:
                 f"inference input '{spec.name}' data-type is '{datatype}', "
                 f"but model '{self.name}' expects '{spec.datatype}'"
             )
-        shape = _dimensions(tensor.get("shape"))
+        shape = dimensions(tensor.get("shape"))
         width = spec.shape[1] if len(spec.shape) == 2 else 1
         accepted = [[-1, width]] + ([[-1]] if width == 1 else [])
         if (
@@ -330,15 +326,6 @@ class V2Model:
         return encoded
 
 
-def _dimensions(shape: object) -> object:
-    """A shape with integral numbers as ints: JSON Schema's "integer" admits 2.0, so does this."""
-    if isinstance(shape, list) and all(
-        type(d) is float and d.is_integer() for d in shape if type(d) is not int
-    ):
-        return [int(d) if type(d) is float else d for d in shape]
-    return shape
-
-
 def _bounds(feature: Feature) -> tuple[float, ...]:
     return tuple(b for b in (feature.minimum, feature.maximum) if b is not None)
 
@@ -346,131 +333,6 @@ def _bounds(feature: Feature) -> tuple[float, ...]:
 def _as(values: Any, datatype: str) -> list[Any]:
     dtype = np.float64 if datatype == "FP64" else np.float32
     result: list[Any] = np.asarray(values, dtype=dtype).reshape(-1).tolist()
-    return result
-
-
-def _split_body(raw: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
-    """The JSON header and, with the binary data extension, the bytes that follow it."""
-    binary = b""
-    if header_length is not None:
-        try:
-            size = int(header_length)
-        except ValueError:
-            raise malformed("Inference-Header-Content-Length must be an integer") from None
-        if not 0 < size <= len(raw):
-            raise malformed(f"Inference-Header-Content-Length {size} does not fit a body of {len(raw)} bytes")
-        raw, binary = raw[:size], raw[size:]
-    if not raw.strip():
-        raise malformed("request body is empty; expected a JSON inference request")
-    try:
-        request = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise malformed("request body is not valid JSON") from None
-    if not isinstance(request, dict):
-        raise malformed('request body must be a JSON object {"inputs": [...]}')
-    return request, binary
-
-
-def _tensor_values(
-    tensor: dict[str, Any], datatype: str, binary: bytes, offset: int
-) -> tuple[list[Any], int]:
-    """The tensor's elements in row-major order, from `data` or from the binary section."""
-    parameters = tensor.get("parameters", {})
-    name = tensor["name"]
-    if not isinstance(parameters, dict):
-        raise malformed(f"input '{name}': 'parameters' must be an object")
-    size = parameters.get("binary_data_size")
-    if size is not None:
-        if type(size) is not int or size < 0 or offset + size > len(binary):
-            raise malformed(f"input '{name}': binary_data_size does not fit the binary data sent")
-        chunk = binary[offset : offset + size]
-        values, offset = _decode_binary(name, datatype, chunk), offset + size
-    else:
-        if "data" not in tensor:
-            raise malformed(f"input '{name}' has no 'data' (nor binary_data_size)")
-        data = tensor["data"]
-        if not isinstance(data, list):
-            raise malformed(f"input '{name}': 'data' must be an array")
-        values = list(_flatten(data, name))
-    return values, offset
-
-
-def _snap_to_bounds(values: list[Any], bounds: tuple[float, ...]) -> list[Any]:
-    """FP32 elements at a range bound *in float32* become the bound (found by the tritonclient test).
-
-    Clients hold float32: 25.7 arrives as 25.700000762939453 (JSON) or its 4 bytes, and the
-    Validator, which checks ranges in float64 as for /predict, would find it above a maximum of
-    25.7. The model sees float32(value), so the range is checked on that: rounding is monotonic,
-    hence float32(v) == float32(bound) is the only case where the float64 and float32 checks
-    disagree, and there the value is the bound. Anything else is left for the Validator.
-    """
-    if not bounds or not values:
-        return values
-    if not set(map(type, values)) <= {float, int, type(None)}:
-        return [_snap_one(v, bounds) for v in values]
-    try:
-        column = np.array(values, dtype=np.float64)  # None becomes NaN, which equals no bound
-    except OverflowError:  # an int beyond float64 (found by hypothesis): the Validator says so
-        return [_snap_one(v, bounds) for v in values]
-    with np.errstate(over="ignore"):
-        single = column.astype(np.float32)
-    hits = [(single == np.float32(b), b) for b in bounds]
-    if not any(hit.any() for hit, _ in hits):
-        return values  # the common case: nothing to change
-    snapped = list(values)
-    for hit, bound in hits:
-        for i in np.flatnonzero(hit).tolist():
-            snapped[i] = bound
-    return snapped
-
-
-def _snap_one(value: object, bounds: tuple[float, ...]) -> object:
-    if type(value) is not float and type(value) is not int:
-        return value  # null, bool, str...: the Validator reports them
-    try:
-        with np.errstate(over="ignore"):
-            single = np.float32(value)
-    except OverflowError:
-        return value
-    return next((b for b in bounds if single == np.float32(b)), value)
-
-
-def _flatten(data: list[Any], name: str, depth: int = 0) -> Iterable[Any]:
-    # A tensor of rank <= 2 may be sent flat or nested row-major; deeper nesting is an error.
-    for item in data:
-        if isinstance(item, list):
-            if depth >= 1:
-                raise malformed(f"input '{name}': 'data' is nested deeper than the tensor's shape")
-            yield from _flatten(item, name, depth + 1)
-        else:
-            yield item
-
-
-def _decode_binary(name: str, datatype: str, chunk: bytes) -> list[Any]:
-    if datatype == "BYTES":
-        values: list[Any] = []
-        pos = 0
-        while pos < len(chunk):
-            if pos + 4 > len(chunk):
-                raise malformed(f"input '{name}': truncated BYTES element length")
-            (length,) = struct.unpack_from("<I", chunk, pos)
-            pos += 4
-            if pos + length > len(chunk):
-                raise malformed(f"input '{name}': BYTES element overruns its binary data")
-            try:
-                values.append(chunk[pos : pos + length].decode("utf-8"))
-            except UnicodeDecodeError:
-                raise malformed(f"input '{name}': BYTES element is not UTF-8") from None
-            pos += length
-        return values
-    dtype = np.dtype(_BINARY_DTYPE[datatype])
-    if len(chunk) % dtype.itemsize:
-        raise malformed(f"input '{name}': {len(chunk)} bytes is not a whole number of {datatype}")
-    array = np.frombuffer(chunk, dtype=dtype)
-    if datatype.startswith("FP"):
-        # NaN in a float tensor is how binary clients say "missing": the Validator decides.
-        return [None if math.isnan(v) else v for v in array.tolist()]
-    result: list[Any] = array.tolist()
     return result
 
 
@@ -494,6 +356,7 @@ __all__ = [
     "V2Model",
     "error_body",
     "input_specs",
+    "model_metadata",
     "output_specs",
     "server_metadata",
     "v2_model",

@@ -19,32 +19,27 @@ same validation as serving, or - where only the new model is at hand, as in the 
 the answers production gave, as captured (`prediction` of each record, restricted to one model
 sha256). Thresholds turn the report into a pass/fail gate.
 
-Records come from a directory (read_directory) or from the capture bucket, newest first and
-bounded: `read_recent_s3` stops listing and reading once it holds enough rows.
+Which records are replayed: captured.py; the report's statistics: comparison.py; the pre-traffic
+hook's gate over recent capture: replay_gate.py.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
 from typing import Any, Final
 
-import numpy as np
-
-from onnxlambda import settings
 from onnxlambda.contract.errors import FieldError
 from onnxlambda.contract.manifest import ClassificationOutput, Manifest, NumericBaseline, RegressionOutput
-from onnxlambda.monitoring.drift import js_distance, numeric_bin_labels, numeric_bins, psi
-from onnxlambda.monitoring.window import Record, Records, S3Reader, hour_prefixes
+from onnxlambda.monitoring.window import Record
+from onnxlambda.release.captured import served_by
+from onnxlambda.release.comparison import classification, percentile, refusals, regression
 from onnxlambda.serving.dataplane import answers
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.validation import Validator
 
 REPORT_SCHEMA: Final = 1
-QUANTILES: Final = (1, 5, 25, 50, 75, 95, 99)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,77 +66,6 @@ class _Side:
     answers: dict[int, dict[str, Any]] = field(default_factory=dict)
     batch_ms: float = 0.0
     single_ms: list[float] = field(default_factory=list)
-
-
-def served_by(records: Sequence[Record]) -> str | None:
-    """The sha256 that served most of these records (the current model, in steady state)."""
-    counts = Counter(r.get("model_sha256") for r in records if isinstance(r.get("model_sha256"), str))
-    return str(counts.most_common(1)[0][0]) if counts else None
-
-
-def select(
-    records: Sequence[Record],
-    *,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    max_rows: int | None = None,
-    model_sha256: str | None = None,
-    exclude_sha256: str | None = None,
-) -> list[Record]:
-    """The newest `max_rows` inference records in [start, end), optionally of one model only."""
-    lo = int(start.timestamp() * 1000) if start else None
-    hi = int(end.timestamp() * 1000) if end else None
-    picked = [
-        r
-        for r in records
-        if isinstance(r.get("features"), dict)
-        and (lo is None or r["ts"] >= lo)
-        and (hi is None or r["ts"] < hi)
-        and (model_sha256 is None or r.get("model_sha256") == model_sha256)
-        and (exclude_sha256 is None or r.get("model_sha256") != exclude_sha256)
-    ]
-    picked.sort(key=lambda r: (r["ts"], str(r.get("inference_id", ""))), reverse=True)
-    kept = picked if max_rows is None else picked[:max_rows]
-    return list(reversed(kept))
-
-
-def read_recent_s3(
-    s3: S3Reader,
-    bucket: str,
-    prefix: str,
-    start: datetime,
-    end: datetime,
-    *,
-    max_rows: int,
-    max_objects: int = 1000,
-) -> tuple[Records, int]:
-    """Captured records from the newest hour prefix backwards, stopping once `max_rows` inference
-    records with ts in [start, end) are held or `max_objects` objects were read. Returns the
-    records and the number of objects read.
-
-    Within an hour prefix, objects are read newest first: ListObjectsV2 returns keys in UTF-8
-    binary order, and Firehose names objects by delivery time, so the reverse order is newest first.
-    """
-    # ListObjectsV2 returns keys in UTF-8 binary (lexicographic) order, as S3's API reference says:
-    # https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html
-    records = Records()
-    lo, hi = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
-    held, read = 0, 0
-    paginator = s3.get_paginator("list_objects_v2")
-    for hour in reversed(hour_prefixes(prefix, start, end)):
-        keys = [
-            obj["Key"]
-            for page in paginator.paginate(Bucket=bucket, Prefix=hour)
-            for obj in page.get("Contents", [])
-        ]
-        for key in reversed(keys):
-            before = len(records.inferences)
-            records.add_lines(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            held += sum(1 for r in records.inferences[before:] if lo <= r["ts"] < hi)
-            read += 1
-            if held >= max_rows or read >= max_objects:
-                return records, read
-    return records, read
 
 
 # -- the replay ---------------------------------------------------------------------------------
@@ -192,119 +116,14 @@ def _single_row_latency(
     return out
 
 
-def _refusals(refused: Mapping[int, list[FieldError]]) -> dict[str, Any]:
-    by_code: Counter[str] = Counter()
-    by_field: dict[str, Counter[str]] = {}
-    for problems in refused.values():
-        for code in {p.code for p in problems}:
-            by_code[code] += 1
-        for f, code in {(p.field, p.code) for p in problems}:
-            by_field.setdefault(f, Counter())[code] += 1
-    return {
-        "rows": len(refused),
-        "by_code": dict(sorted(by_code.items())),
-        "by_field": {f: dict(sorted(c.items())) for f, c in sorted(by_field.items())},
-    }
-
-
-def _pct(values: Sequence[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float("nan")
-
-
 def _latency(name: str, side: _Side, rows: int) -> dict[str, Any]:
     return {
         "model": name,
         "batch_ms": round(side.batch_ms, 3),
         "batch_ms_per_1000_rows": round(side.batch_ms / rows * 1000, 3) if rows else None,
-        "single_row_p50_ms": round(_pct(side.single_ms, 50), 4) if side.single_ms else None,
-        "single_row_p99_ms": round(_pct(side.single_ms, 99), 4) if side.single_ms else None,
+        "single_row_p50_ms": round(percentile(side.single_ms, 50), 4) if side.single_ms else None,
+        "single_row_p99_ms": round(percentile(side.single_ms, 99), 4) if side.single_ms else None,
         "single_row_samples": len(side.single_ms),
-    }
-
-
-def _classification(
-    labels_ref: list[str], labels_cand: list[str], order: list[str], prob_shift: list[float]
-) -> dict[str, Any]:
-    flips: dict[str, dict[str, int]] = {}
-    for a, b in zip(labels_ref, labels_cand, strict=True):
-        row = flips.setdefault(a, {})
-        row[b] = row.get(b, 0) + 1
-    seen = order + sorted({*labels_ref, *labels_cand} - set(order))
-    matrix = {a: {b: flips.get(a, {}).get(b, 0) for b in seen} for a in seen}
-    same = sum(matrix[a][a] for a in seen)
-    n = len(labels_ref)
-    ref_counts = [sum(matrix[a].values()) for a in seen]
-    cand_counts = [sum(matrix[a][b] for a in seen) for b in seen]
-    return {
-        "kind": "classification",
-        "agreement": same / n if n else None,
-        "agreed_rows": same,
-        "flipped_rows": n - same,
-        "labels": seen,
-        "flips": matrix,
-        "mean_probability_shift": float(np.mean(prob_shift)) if prob_shift else None,
-        "output_drift": _drift(seen, ref_counts, cand_counts),
-    }
-
-
-def _regression(
-    values_ref: list[float],
-    values_cand: list[float],
-    baseline: NumericBaseline | None,
-    tolerance: float | None,
-) -> dict[str, Any]:
-    ref, cand = np.asarray(values_ref, dtype=np.float64), np.asarray(values_cand, dtype=np.float64)
-    d = cand - ref
-    absd = np.abs(d)
-    n = int(d.size)
-    cuts = (
-        list(baseline.cut_points)
-        if baseline is not None
-        else list(np.quantile(ref, np.linspace(0.1, 0.9, 9)))
-    )
-    out: dict[str, Any] = {
-        "kind": "regression",
-        "rows": n,
-        "differences": {
-            "mean": float(d.mean()) if n else None,
-            "std": float(d.std()) if n else None,
-            "min": float(d.min()) if n else None,
-            "max": float(d.max()) if n else None,
-            "mean_abs": float(absd.mean()) if n else None,
-            "quantiles": {f"p{q}": float(np.percentile(d, q)) for q in QUANTILES} if n else {},
-            "abs_quantiles": {f"p{q}": float(np.percentile(absd, q)) for q in (50, 95, 99)} if n else {},
-        },
-        "tolerance": tolerance,
-        "within_tolerance": float(np.mean(absd <= tolerance)) if n and tolerance is not None else None,
-        "histogram": _histogram(d),
-        "output_drift": _drift(
-            numeric_bin_labels(cuts),
-            numeric_bins(cuts, ref).tolist(),
-            numeric_bins(cuts, cand).tolist(),
-        ),
-    }
-    return out
-
-
-def _histogram(d: np.ndarray[Any, Any], bins: int = 15) -> dict[str, Any]:
-    if not d.size:
-        return {"edges": [], "counts": []}
-    lo, hi = float(d.min()), float(d.max())
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
-    counts, edges = np.histogram(d, bins=bins, range=(lo, hi))
-    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
-
-
-def _drift(bins: list[str], ref: list[int], cand: list[int]) -> dict[str, Any]:
-    has = sum(ref) > 0 and sum(cand) > 0
-    return {
-        "bins": bins,
-        "current_counts": [int(x) for x in ref],
-        "candidate_counts": [int(x) for x in cand],
-        # PSI and JS of the candidate's outputs against the current model's on the same rows.
-        "psi": psi(ref, cand) if has else None,
-        "js_distance": js_distance(ref, cand) if has else None,
     }
 
 
@@ -357,10 +176,10 @@ def replay(
             "skipped_redacted": len(records) - len(usable),
             "replayed": len(rows),
             "compared": len(compared),
-            "current_refused": _refusals(ref.refused),
-            "candidate_refused": _refusals(cand.refused),
+            "current_refused": refusals(ref.refused),
+            "candidate_refused": refusals(cand.refused),
             # what matters to callers: rows served today that the candidate would refuse
-            "newly_refused": _refusals({i: p for i, p in cand.refused.items() if i not in ref.refused}),
+            "newly_refused": refusals({i: p for i, p in cand.refused.items() if i not in ref.refused}),
         },
         "comparison": _compare(
             reference_manifest, candidate.manifest, ref, cand, compared, thresholds=thresholds
@@ -418,13 +237,13 @@ def _compare(
             p_cand = cand.answers[i].get("probabilities") or {}
             if label in p_ref and label in p_cand:
                 shift.append(abs(float(p_cand[label]) - float(p_ref[label])))
-        return _classification(labels_ref, labels_cand, list(a.labels), shift)
+        return classification(labels_ref, labels_cand, list(a.labels), shift)
     if isinstance(a, RegressionOutput) and isinstance(b, RegressionOutput):
         values_ref = [float(ref.answers[i][a.name]) for i in compared]
         values_cand = [float(cand.answers[i][b.name]) for i in compared]
         baseline = ref_manifest.baselines.output
         numeric = baseline if isinstance(baseline, NumericBaseline) else None
-        return _regression(values_ref, values_cand, numeric, abs_diff_limit(thresholds, ref_manifest))
+        return regression(values_ref, values_cand, numeric, abs_diff_limit(thresholds, ref_manifest))
     return {"kind": "incomparable", "current": a.kind, "candidate": b.kind}
 
 
@@ -497,108 +316,4 @@ def gate(report: Mapping[str, Any], thresholds: ReplayThresholds, manifest: Mani
     return {"passed": not failures, "failures": failures, "checks": checks}
 
 
-# -- the pre-traffic gate: recent capture through the new version's model -------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayGateSettings:
-    """The pre-traffic hook's replay (template.yaml PreTrafficReplay*): off unless rows > 0."""
-
-    rows: int = 0  # newest captured rows replayed at most (0: no replay)
-    bucket: str = ""
-    prefix: str = "capture/"
-    lookback: timedelta = timedelta(hours=24)
-    min_rows: int = 20  # fewer captured rows than this: skipped, not failed (no capture yet)
-    max_objects: int = 200
-    thresholds: ReplayThresholds = field(default_factory=ReplayThresholds)
-
-    @property
-    def enabled(self) -> bool:
-        return self.rows > 0 and bool(self.bucket)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ReplayGateSettings:
-        """From ONNXLAMBDA_REPLAY_* and the capture location (onnxlambda.settings)."""
-        return cls(
-            rows=settings.get("ONNXLAMBDA_REPLAY_ROWS", env),
-            bucket=settings.get("ONNXLAMBDA_CAPTURE_BUCKET", env),
-            prefix=settings.get("ONNXLAMBDA_CAPTURE_PREFIX", env),
-            lookback=timedelta(hours=settings.get("ONNXLAMBDA_REPLAY_LOOKBACK_HOURS", env)),
-            min_rows=settings.get("REPLAY_MIN_ROWS", env),
-            max_objects=settings.get("REPLAY_MAX_OBJECTS", env),
-            thresholds=ReplayThresholds(
-                max_refused_share=settings.get("REPLAY_MAX_REFUSED_SHARE", env),
-                min_agreement=settings.get("ONNXLAMBDA_REPLAY_MIN_AGREEMENT", env),
-                max_output_psi=settings.get("REPLAY_MAX_OUTPUT_PSI", env),
-            ),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayGateResult:
-    passed: bool
-    problems: list[str]
-    summary: dict[str, Any]
-
-
-def replay_gate(
-    s3: S3Reader, candidate: ModelRuntime, settings: ReplayGateSettings, now: datetime
-) -> ReplayGateResult:
-    """Replay the newest captured rows of the serving model through the new version's model and
-    compare with what production answered. Skipped (passed) when fewer than `min_rows` exist."""
-    start = now - settings.lookback
-    records, objects = read_recent_s3(
-        s3,
-        settings.bucket,
-        settings.prefix,
-        start,
-        now,
-        max_rows=settings.rows,
-        max_objects=settings.max_objects,
-    )
-    # The reference is what the serving model answered: the most common sha256 in the window (rows
-    # of an earlier, stopped canary of this very release are a minority and are left out).
-    chosen = select(records.inferences, start=start, end=now)
-    reference = served_by(chosen)
-    chosen = [r for r in chosen if r.get("model_sha256") == reference][-settings.rows :]
-    summary: dict[str, Any] = {
-        "objects_read": objects,
-        "rows": len(chosen),
-        "reference_sha256": reference,
-        "window": [start.isoformat(), now.isoformat()],
-    }
-    if len(chosen) < settings.min_rows:
-        summary["skipped"] = f"{len(chosen)} captured rows (< {settings.min_rows}): nothing to replay yet"
-        return ReplayGateResult(True, [], summary)
-    report = replay(chosen, candidate, None, settings.thresholds, latency_rows=0)
-    gate_result = report["gate"]
-    comparison = report["comparison"]
-    summary.update(
-        compared=report["rows"]["compared"],
-        newly_refused=report["rows"]["newly_refused"],
-        agreement=comparison.get("agreement"),
-        output_psi=(comparison.get("output_drift") or {}).get("psi"),
-        checks=gate_result["checks"],
-    )
-    problems = [
-        f"replay of {report['rows']['compared']} captured rows: {c['check']} {c['value']} "
-        f"(limit {c['limit']})"
-        for c in gate_result["checks"]
-        if c["passed"] is False
-    ]
-    return ReplayGateResult(not problems, problems, summary)
-
-
-__all__ = [
-    "REPORT_SCHEMA",
-    "ReplayGateResult",
-    "ReplayGateSettings",
-    "ReplayThresholds",
-    "abs_diff_limit",
-    "gate",
-    "read_recent_s3",
-    "replay",
-    "replay_gate",
-    "select",
-    "served_by",
-]
+__all__ = ["REPORT_SCHEMA", "ReplayThresholds", "abs_diff_limit", "gate", "replay"]

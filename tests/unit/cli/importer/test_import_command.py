@@ -22,22 +22,9 @@ from onnxlambda.serving.service import Service
 from onnxlambda.settings import Settings
 from onnxlambda_cli.importer import ImportInputError, command, default_name
 from onnxlambda_cli.importer.graph import SUPPORTED_OUTPUTS
-from tests.exports import REFUSED, Export
+from tests.exports import Export
 
 PREFIX = "onnxlambda import: error: "
-
-
-@pytest.fixture(scope="session")
-def refused(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """A real export the importer refuses (tests.exports.REFUSED), built once per session."""
-    built: dict[str, Path] = {}
-
-    def get(case: str) -> Path:
-        if case not in built:
-            built[case] = REFUSED[case](tmp_path_factory.mktemp(case))
-        return built[case]
-
-    return get
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -38,9 +38,10 @@ from moto.server import ThreadedMotoServer
 from devtools.batchdata import csv_stream
 from devtools.procmem import peak_rss_mb, reset_peak, runtime_pid
 from devtools.rie import BuiltFunction, EmulatedFunction, free_port
+from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.files import byte_chunks, text_lines
 from onnxlambda.batch.readers import CsvReader
-from onnxlambda.batch.scoring import BatchConfig, _Scorer
+from onnxlambda.batch.scorer import Scorer
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.validation import Validator
 from tests.conftest import load_event
@@ -98,7 +99,7 @@ def core_in_memory(runtime: ModelRuntime, data: bytes) -> Callable[[], object]:
     validator = Validator(runtime.manifest, max_rows=1)
 
     def run() -> None:
-        scorer = _Scorer(runtime, validator, "csv", "id")
+        scorer = Scorer(runtime, validator, "csv", "id")
         reader = CsvReader(runtime.manifest, chunk_rows=CHUNK, id_column="id")
         sink: Any = _Discard()
         for chunk in reader.chunks(text_lines(byte_chunks(io.BytesIO(data)))):

@@ -21,12 +21,13 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from onnxlambda import settings as settings_catalogue
+from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.event import BatchEventError, ObjectRef, Outcome
 from onnxlambda.batch.job import DistributedConfig
 from onnxlambda.batch.route import route_event
 from onnxlambda.batch.s3 import S3ClientSettings
 from onnxlambda.batch.s3 import s3_client as build_s3_client
-from onnxlambda.batch.scoring import BatchConfig, s3_error_code
+from onnxlambda.batch.scoring import s3_error_code
 from onnxlambda.contract.errors import ServingError
 from onnxlambda.contract.redaction import WithholdExceptionMessages
 from onnxlambda.serving.service import get_service, load_error

@@ -22,13 +22,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from onnxlambda import settings as settings_catalogue
+from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.job import DistributedConfig, Job, Range
 from onnxlambda.batch.merge import merge_run, report_failure
 from onnxlambda.batch.plan import plan_object
 from onnxlambda.batch.ranges import record_failure, score_range
 from onnxlambda.batch.s3 import S3ClientSettings
 from onnxlambda.batch.s3 import s3_client as build_s3_client
-from onnxlambda.batch.scoring import BatchConfig
 from onnxlambda.contract.errors import ServingError
 from onnxlambda.contract.redaction import WithheldError, WithholdExceptionMessages
 from onnxlambda.serving.service import get_service, load_error

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from onnxlambda import settings
+from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.s3 import S3ClientSettings
-from onnxlambda.batch.scoring import BatchConfig
 from onnxlambda.monitoring.capture import CaptureSettings
 from onnxlambda.monitoring.monitor import MonitorSettings
 from onnxlambda.settings import BY_NAME, CATALOGUE, SettingError, Settings

@@ -34,10 +34,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from devtools.batchdata import csv_bytes, sample_rows
-from onnxlambda.batch import readers
+from onnxlambda.batch import csv_reader
 from onnxlambda.batch.files import FileError, is_blank, text_lines
 from onnxlambda.batch.readers import Chunk, CsvReader, JsonLinesReader, RejectedRow, reader_for
-from onnxlambda.batch.scoring import _Scorer
+from onnxlambda.batch.scorer import Scorer
 from onnxlambda.contract.manifest import Manifest
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.validation import Validator
@@ -154,7 +154,7 @@ def test_every_physical_line_is_accounted_for_once(
     fmt, text, data = file
     # GIVEN a damaged file, read in random pieces, chunks and line blocks
     reader = reader_for(fmt, MANIFEST, chunk_rows=chunk_rows, id_column="id", max_text_cell_chars=40)  # type: ignore[arg-type]
-    scorer = _Scorer(RUNTIME, VALIDATOR, fmt, "id")  # type: ignore[arg-type]
+    scorer = Scorer(RUNTIME, VALIDATOR, fmt, "id")  # type: ignore[arg-type]
     chunks: list[Chunk] = []
     # WHEN it is read and scored
     refused = read_and_score(reader, scorer, pieces(data, cuts), block_lines, chunks)
@@ -214,7 +214,7 @@ def test_lines_split_as_text_read_exactly_as_the_csv_module_reads_them(
         reader = CsvReader(MANIFEST, chunk_rows=chunk_rows, id_column="id", max_text_cell_chars=40)
         split_as_text: Any = contextlib.nullcontext()
         if not plain:  # no line is plain: the csv module reads them all
-            split_as_text = mock.patch.object(readers, "_plain_records", return_value=(0, []))
+            split_as_text = mock.patch.object(csv_reader, "_plain_records", return_value=(0, []))
         try:
             with split_as_text:
                 chunks = list(reader.chunks(text_lines([data])))
@@ -232,7 +232,7 @@ def test_lines_split_as_text_read_exactly_as_the_csv_module_reads_them(
 
 def read_and_score(
     reader: CsvReader | JsonLinesReader,
-    scorer: _Scorer,
+    scorer: Scorer,
     data: list[bytes],
     block_lines: int,
     into: list[Chunk],
@@ -240,7 +240,7 @@ def read_and_score(
     """Read and score the pieces, keeping a copy of every chunk; the file's refusal, if any."""
     sink: Any = _Discard()
     try:
-        with mock.patch.object(readers, "_BLOCK_LINES", block_lines):
+        with mock.patch.object(csv_reader, "_BLOCK_LINES", block_lines):
             for chunk in reader.chunks(text_lines(data)):
                 into.append(_snapshot(chunk))
                 scorer.score(chunk, sink, sink)

@@ -13,7 +13,8 @@ import pytest
 from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
-from onnxlambda.batch.scoring import BatchConfig, score_object
+from onnxlambda.batch.config import BatchConfig
+from onnxlambda.batch.scoring import score_object
 from onnxlambda.contract.redaction import REDACTED, Redactor
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.service import Service

@@ -20,9 +20,9 @@ from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, sample_rows
 from functions.batch import app
+from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.event import BatchEventError
 from onnxlambda.batch.job import DistributedConfig, execution_name
-from onnxlambda.batch.scoring import BatchConfig
 from onnxlambda.serving.service import get_service
 from tests.conftest import FakeLambdaContext, load_event
 

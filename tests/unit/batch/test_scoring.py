@@ -16,7 +16,8 @@ import pytest
 from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
-from onnxlambda.batch.scoring import BatchConfig, output_keys, refusal, score_object
+from onnxlambda.batch.config import BatchConfig, output_keys, refusal
+from onnxlambda.batch.scoring import score_object
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.service import Service
 from onnxlambda.serving.validation import Validator

@@ -23,8 +23,8 @@ from moto import mock_aws
 from devtools.batchdata import csv_bytes, sample_rows
 from devtools.sfnlocal import Faults, LocalStateMachine, load_definition
 from functions.batch import distributed as handler
+from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.job import DistributedConfig
-from onnxlambda.batch.scoring import BatchConfig
 from onnxlambda.serving.service import get_service
 from tests.conftest import ROOT, FakeLambdaContext
 from tests.unit.batch.twopaths import comparable, single

@@ -9,11 +9,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.job import DistributedConfig, Job
 from onnxlambda.batch.merge import merge_run, read_ranges
 from onnxlambda.batch.plan import plan_object
 from onnxlambda.batch.ranges import score_range
-from onnxlambda.batch.scoring import BatchConfig, score_object
+from onnxlambda.batch.scoring import score_object
 from onnxlambda.contract.redaction import Redactor
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.validation import Validator

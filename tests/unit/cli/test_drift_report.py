@@ -15,7 +15,8 @@ import pytest
 from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, sample_rows
-from onnxlambda.batch.scoring import BatchConfig, score_object
+from onnxlambda.batch.config import BatchConfig
+from onnxlambda.batch.scoring import score_object
 from onnxlambda.contract.manifest import load_manifest
 from onnxlambda.monitoring.monitor import MonitorSettings, evaluate
 from onnxlambda.monitoring.window import Records

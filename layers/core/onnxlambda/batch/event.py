@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from onnxlambda.batch.scoring import BatchConfig, s3_error_code, score_object
+from onnxlambda.batch.config import BatchConfig
+from onnxlambda.batch.scoring import s3_error_code, score_object
 from onnxlambda.batch.writer import S3Client
 from onnxlambda.contract.redaction import Redactor
 from onnxlambda.serving.runtime import ModelRuntime

@@ -37,8 +37,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from onnxlambda import settings
+from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.files import Format
-from onnxlambda.batch.scoring import BatchConfig
 
 MIB = 1024 * 1024
 # S3 multipart: parts of at least 5 MiB (the last may be smaller), at most 5 GiB each and 10,000

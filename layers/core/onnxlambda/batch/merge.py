@@ -1,5 +1,8 @@
 """Merge a Step Functions run's parts into the single path's three outputs, summary.json last.
 
+A little over ~400 lines: the assembly by UploadPartCopy and the failed-range accounting share the
+ordering and completion rules stated here.
+
     scored.csv|jsonl   the CSV header once, then every range's scored part without its header,
                        in range order (= row order: ranges are consecutive runs of rows)
     errors.jsonl       every range's errors part in range order; a range that failed after its
@@ -29,18 +32,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from onnxlambda.batch.config import BatchConfig, OutputKeys, output_keys
 from onnxlambda.batch.files import CONTENT_TYPES, FileError, detect_format
 from onnxlambda.batch.job import Job, Range
 from onnxlambda.batch.ranges import part_summary, read_json
-from onnxlambda.batch.scoring import (
-    BatchConfig,
-    OutputKeys,
-    _already_scored,
-    _etag,
-    _Scorer,
-    _summary_key,
-    output_keys,
-)
+from onnxlambda.batch.scorer import Scorer
+from onnxlambda.batch.scoring import _already_scored, _etag, _summary_key
 from onnxlambda.batch.summary import build_summary, failed_summary, write_summary
 from onnxlambda.batch.writer import MIN_PART_BYTES, S3Client
 from onnxlambda.serving.runtime import ModelRuntime
@@ -249,7 +246,7 @@ def merge_run(  # noqa: PLR0915 - one run's outputs, in order
             )
         )
     manifest = runtime.manifest
-    scorer = _Scorer(runtime, validator, job.format, job.id_column)
+    scorer = Scorer(runtime, validator, job.format, job.id_column)
     scored = Assembler(s3, job.bucket, keys.scored, CONTENT_TYPES[job.format], part_bytes)
     errors = Assembler(s3, job.bucket, keys.errors, "application/x-ndjson", part_bytes)
     rows = {"read": 0, "scored": 0, "rejected": 0}
@@ -333,7 +330,7 @@ def merge_run(  # noqa: PLR0915 - one run's outputs, in order
 
 
 class _HeaderBuffer:
-    """Collects what `_Scorer.finish_csv_header` writes (it writes to a MultipartWriter)."""
+    """Collects what `Scorer.finish_csv_header` writes (it writes to a MultipartWriter)."""
 
     def __init__(self) -> None:
         self.data = b""

@@ -1,5 +1,8 @@
 """Plan a large object: one pass over its bytes, cut into ranges at record boundaries, with counts.
 
+Over ~400 lines on purpose: the one pass, its cut rules and the counts each range is checked
+against are one argument, read best together.
+
 Why the planner reads the file itself instead of letting Distributed Map's ItemReader parse it
 (docs/batch.md "Why byte ranges"): ItemReader turns a CSV row with too many fields into a
 shorter item and a row with too few into one padded with empty strings, silently
@@ -38,19 +41,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from onnxlambda.batch.config import BatchConfig, output_keys, refusal
 from onnxlambda.batch.files import BLANK_CHARS, READ_BYTES, FileError, Format, detect_format, text_blocks
 from onnxlambda.batch.job import MAX_RANGES, DistributedConfig, Job, Range, work_base
 from onnxlambda.batch.readers import CsvReader
-from onnxlambda.batch.scoring import (
-    BatchConfig,
-    _already_scored,
-    _etag,
-    _open,
-    _summary_key,
-    output_keys,
-    refusal,
-)
-from onnxlambda.batch.summary import failed_summary, model_ref, write_summary
+from onnxlambda.batch.scorer import model_ref
+from onnxlambda.batch.scoring import _already_scored, _etag, _open, _summary_key
+from onnxlambda.batch.summary import failed_summary, write_summary
 from onnxlambda.batch.writer import S3Client
 from onnxlambda.contract.manifest import Manifest
 

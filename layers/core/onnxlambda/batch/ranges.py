@@ -2,7 +2,7 @@
 
 A range is read with the single path's reader from its first byte (`Span`: rows and lines keep the
 numbers they have in the whole file; a CSV record that starts in the range is read to its end even
-past the range), validated, scored and rendered by the single path's `_Scorer`, into part objects
+past the range), validated, scored and rendered by the single path's `Scorer`, into part objects
 under the work prefix (onnxlambda.batch.job):
 
     parts/<index>.scored.csv|jsonl   the range's scored rows (CSV: with the header line first)
@@ -29,8 +29,8 @@ from onnxlambda.batch.files import CONTENT_TYPES, FileError, byte_chunks, text_l
 from onnxlambda.batch.job import Job, Range
 from onnxlambda.batch.plan import BOM
 from onnxlambda.batch.readers import Span, reader_for
-from onnxlambda.batch.scoring import _abort, _complete, _Scorer, _wait
-from onnxlambda.batch.writer import MultipartWriter, S3Client
+from onnxlambda.batch.scorer import Scorer
+from onnxlambda.batch.writer import MultipartWriter, S3Client, abort_all, complete_all, wait_for
 from onnxlambda.contract.redaction import Redactor
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.validation import Validator
@@ -158,7 +158,7 @@ def score_range(
     if done is not None:
         log.info("range already scored", extra={"index": rng.index})
         return {"index": rng.index, "status": "skipped", "rows": done["rows"]["read"]}
-    scorer = _Scorer(runtime, validator, job.format, job.id_column, redactor)
+    scorer = Scorer(runtime, validator, job.format, job.id_column, redactor)
     scored = _PartWriter(s3, job.bucket, job.part(rng.index, "scored"), CONTENT_TYPES[job.format], part_bytes)
     errors = _PartWriter(s3, job.bucket, job.part(rng.index, "errors"), "application/x-ndjson", part_bytes)
     span = Span(rows_before=rng.rows_before, first_line=rng.first_line, last_line=rng.last_line)
@@ -185,15 +185,15 @@ def score_range(
             writer.settle()
         counts = _accounted(job, rng, reader.counts, scorer)
     except FileError as exc:  # found by the planner already, so a bug or a changed object
-        _abort(scored, errors)
+        abort_all(scored, errors)
         raise RangeError(exc.code, exc.message) from exc
     except BaseException:
-        _abort(scored, errors)
+        abort_all(scored, errors)
         raise
     finally:
         for body in opened:
             body.close()
-    _wait(_complete(scored, errors), (scored, errors))
+    wait_for(complete_all(scored, errors), (scored, errors))
     summary = {
         "index": rng.index,
         "fingerprint": fingerprint(job, rng),
@@ -223,7 +223,7 @@ def _bins(counts: Any) -> dict[str, Any]:
     return {"counts": [int(c) for c in counts.counts], "missing": int(counts.missing)}
 
 
-def _accounted(job: Job, rng: Range, counts: Any, scorer: _Scorer) -> dict[str, int]:
+def _accounted(job: Job, rng: Range, counts: Any, scorer: Scorer) -> dict[str, int]:
     """The range's lines, checked against the plan: every line of it is the header (first range),
     blank, or inside exactly the rows the planner counted there."""
     borrowed = 1 if job.format == "csv" and rng.first_line > 1 else 0  # the header line read first

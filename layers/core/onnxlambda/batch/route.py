@@ -26,18 +26,11 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from onnxlambda.batch.config import BatchConfig, output_keys, refusal
 from onnxlambda.batch.event import ObjectRef, Outcome, score_event
 from onnxlambda.batch.job import DistributedConfig, execution_name
-from onnxlambda.batch.scoring import (
-    BatchConfig,
-    _already_scored,
-    _etag,
-    _summary_key,
-    output_keys,
-    refusal,
-    s3_error_code,
-)
-from onnxlambda.batch.summary import model_ref
+from onnxlambda.batch.scorer import model_ref
+from onnxlambda.batch.scoring import _already_scored, _etag, _summary_key, s3_error_code
 from onnxlambda.batch.writer import S3Client
 from onnxlambda.contract.manifest import Manifest
 from onnxlambda.contract.redaction import Redactor

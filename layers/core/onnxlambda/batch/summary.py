@@ -11,13 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from onnxlambda.batch.scoring import OutputKeys, _model_ref
+from onnxlambda.batch.config import OutputKeys
+from onnxlambda.batch.scorer import model_ref
 from onnxlambda.batch.writer import S3Client
 from onnxlambda.contract.manifest import Manifest
-
-
-def model_ref(manifest: Manifest) -> dict[str, str]:
-    return _model_ref(manifest)
 
 
 def build_summary(

@@ -7,8 +7,11 @@ errors files complete side by side. The waiting releases the GIL; the scoring do
 
 from __future__ import annotations
 
+import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
 
@@ -129,4 +132,38 @@ class MultipartWriter:
             self._s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self._upload_id)
 
 
-__all__ = ["MIN_PART_BYTES", "MultipartWriter", "S3Client", "background"]
+def complete_all(*writers: MultipartWriter) -> list[Future[None]]:
+    """Start completing the uploads side by side (each its own S3 round trip); see `wait_for`."""
+    return [background().submit(w.close) for w in writers]
+
+
+def wait_for(closing: list[Future[None]] | None, writers: tuple[MultipartWriter, ...]) -> None:
+    """Wait for every completion; if one failed, discard what is left and raise its error. The
+    summary is written only after this returns: onnxlambda.batch.scoring's completion contract."""
+    error: BaseException | None = None
+    for future in closing or ():
+        error = error or future.exception()
+    if error is not None:
+        abort_all(*writers)  # a no-op for a writer already completed
+        raise error
+
+
+def abort_all(*writers: MultipartWriter) -> None:
+    """Discard the writers' parts on the way out of a failure, without masking it: an abort that
+    fails too (S3 still unreachable) is logged, and the bucket's lifecycle rule removes the parts."""
+    for writer in writers:
+        try:
+            writer.abort()
+        except Exception as exc:
+            log.warning("could not abort the upload of %s: %s", writer.key, type(exc).__name__)
+
+
+__all__ = [
+    "MIN_PART_BYTES",
+    "MultipartWriter",
+    "S3Client",
+    "abort_all",
+    "background",
+    "complete_all",
+    "wait_for",
+]

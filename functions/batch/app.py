@@ -20,46 +20,25 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import S3Event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from onnxlambda import settings as settings_catalogue
-from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.event import BatchEventError, ObjectRef, Outcome
-from onnxlambda.batch.job import DistributedConfig
 from onnxlambda.batch.route import route_event
-from onnxlambda.batch.s3 import S3ClientSettings
-from onnxlambda.batch.s3 import s3_client as build_s3_client
 from onnxlambda.batch.scoring import s3_error_code
-from onnxlambda.contract.errors import ServingError
-from onnxlambda.contract.redaction import WithholdExceptionMessages
-from onnxlambda.serving.service import get_service, load_error
-from onnxlambda.settings import Settings
+from onnxlambda.serving.service import get_service
+
+if __package__:  # imported as functions.batch.<module> (tests, tools)
+    from functions.batch import environment
+else:  # on Lambda the function's directory is the root: sibling modules are top-level
+    import environment  # type: ignore[import-not-found,no-redef]
 
 logger = Logger()
 metrics = Metrics()
-config = BatchConfig.from_env()  # refuses overlapping input/output prefixes at init
-distributed = DistributedConfig.from_env()
-distributed.check(config)  # ... and a work prefix overlapping either
-settings = Settings.from_env()
-s3_settings = S3ClientSettings.from_env()
-# With ONNXLAMBDA_REDACT_FIELDS set, a traceback keeps its frames and type, not a message quoting a value.
-logger.addFilter(WithholdExceptionMessages(lambda: bool(settings.redact_fields)))
+# Shared with the other batch function (environment.py); the names stay here for the handler below.
+config = environment.config
+distributed = environment.distributed
+s3_client = environment.s3_client
+environment.prepare(logger, "every event will fail and be retried")
 
-try:
-    _service = get_service(settings)
-    logger.append_keys(**_service.log_keys())
-except ServingError:
-    logger.error("model failed to load; every event will fail and be retried", extra={"reason": load_error()})
-logger.append_keys(function_version=settings_catalogue.get("AWS_LAMBDA_FUNCTION_VERSION"))
-
-_s3: Any = None
 _sfn: Any = None
-
-
-def s3_client() -> Any:
-    """Created on first use (after any test has set up its S3 mock), then reused."""
-    global _s3  # noqa: PLW0603 - one client per execution environment
-    if _s3 is None:
-        _s3 = build_s3_client(s3_settings)
-    return _s3
 
 
 def sfn_client() -> Any:

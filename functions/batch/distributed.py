@@ -22,43 +22,26 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from onnxlambda import settings as settings_catalogue
-from onnxlambda.batch.config import BatchConfig
-from onnxlambda.batch.job import DistributedConfig, Job, Range
+from onnxlambda.batch.job import Job, Range
 from onnxlambda.batch.merge import merge_run, report_failure
 from onnxlambda.batch.plan import plan_object
 from onnxlambda.batch.ranges import record_failure, score_range
-from onnxlambda.batch.s3 import S3ClientSettings
-from onnxlambda.batch.s3 import s3_client as build_s3_client
-from onnxlambda.contract.errors import ServingError
-from onnxlambda.contract.redaction import WithheldError, WithholdExceptionMessages
-from onnxlambda.serving.service import get_service, load_error
-from onnxlambda.settings import Settings
+from onnxlambda.contract.redaction import WithheldError
+from onnxlambda.serving.service import get_service
+
+if __package__:  # imported as functions.batch.<module> (tests, tools)
+    from functions.batch import environment
+else:  # on Lambda the function's directory is the root: sibling modules are top-level
+    import environment  # type: ignore[import-not-found,no-redef]
 
 logger = Logger()
 metrics = Metrics()
-config = BatchConfig.from_env()
-distributed = DistributedConfig.from_env()
-distributed.check(config)
-settings = Settings.from_env()
-s3_settings = S3ClientSettings.from_env()
-logger.addFilter(WithholdExceptionMessages(lambda: bool(settings.redact_fields)))
-
-try:
-    _service = get_service(settings)
-    logger.append_keys(**_service.log_keys())
-except ServingError:
-    logger.error("model failed to load; every task will fail and be retried", extra={"reason": load_error()})
-logger.append_keys(function_version=settings_catalogue.get("AWS_LAMBDA_FUNCTION_VERSION"))
-
-_s3: Any = None
-
-
-def s3_client() -> Any:
-    """Created on first use (after any test has set up its S3 mock), then reused."""
-    global _s3  # noqa: PLW0603 - one client per execution environment
-    if _s3 is None:
-        _s3 = build_s3_client(s3_settings)
-    return _s3
+# Shared with the other batch function (environment.py); the names stay here for the handler below.
+config = environment.config
+distributed = environment.distributed
+settings = environment.settings
+s3_client = environment.s3_client
+environment.prepare(logger, "every task will fail and be retried")
 
 
 def this_version(context: LambdaContext) -> str:

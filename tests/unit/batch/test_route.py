@@ -19,7 +19,7 @@ import pytest
 from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, sample_rows
-from functions.batch import app
+from functions.batch import app, environment
 from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.event import BatchEventError
 from onnxlambda.batch.job import DistributedConfig, execution_name
@@ -46,7 +46,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any, str]]:
             definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
             roleArn="arn:aws:iam::123456789012:role/large-objects",
         )["stateMachineArn"]
-        monkeypatch.setattr(app, "_s3", s3)
+        monkeypatch.setattr(environment, "_s3", s3)
         monkeypatch.setattr(app, "_sfn", sfn)
         monkeypatch.setattr(app, "distributed", DistributedConfig(state_machine_arn=arn, min_bytes=MIN_BYTES))
         yield s3, sfn, arn

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, csv_stream, sample_rows
-from functions.batch import app
+from functions.batch import app, environment
 from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.event import BatchEventError
 from onnxlambda.batch.s3 import S3ClientSettings
@@ -83,7 +83,7 @@ def backoffs(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The handler's own client (retry config from onnxlambda.batch.s3), moto behind it."""
     with mock_aws():
-        monkeypatch.setattr(app, "_s3", None)
+        monkeypatch.setattr(environment, "_s3", None)
         client = app.s3_client()
         client.create_bucket(Bucket=BUCKET)
         yield client

@@ -23,6 +23,7 @@ from moto import mock_aws
 from devtools.batchdata import csv_bytes, sample_rows
 from devtools.sfnlocal import Faults, LocalStateMachine, load_definition
 from functions.batch import distributed as handler
+from functions.batch import environment
 from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.job import DistributedConfig
 from onnxlambda.serving.service import get_service
@@ -63,7 +64,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
         client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        monkeypatch.setattr(handler, "_s3", client)
+        monkeypatch.setattr(environment, "_s3", client)
         monkeypatch.setattr(handler, "config", BatchConfig(chunk_rows=CHUNK_ROWS))
         yield client
 

@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
-from functions.batch import app
+from functions.batch import app, environment
 from onnxlambda.batch.event import BatchEventError
 from onnxlambda.batch.s3 import S3ClientSettings
 from onnxlambda.serving.service import get_service
@@ -42,7 +42,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
-        monkeypatch.setattr(app, "_s3", client)
+        monkeypatch.setattr(environment, "_s3", client)
         yield client
 
 

@@ -135,7 +135,7 @@ def test_batch_scoring_answers_what_onnxruntime_answers(
     serve: Callable[[Path], Manifest],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from functions.batch import app
+    from functions.batch import app, environment
 
     # GIVEN the imported model and a CSV of the held-out rows under the input prefix (moto S3)
     export = real_export(case)
@@ -145,7 +145,7 @@ def test_batch_scoring_answers_what_onnxruntime_answers(
     with mock_aws():
         s3: Any = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
-        monkeypatch.setattr(app, "_s3", s3)
+        monkeypatch.setattr(environment, "_s3", s3)
         s3.put_object(Bucket=BUCKET, Key=BATCH_KEY, Body=data)
         # WHEN the S3 event reaches the batch function
         result = app.lambda_handler(s3_event(BUCKET, BATCH_KEY, len(data)), BatchContext())

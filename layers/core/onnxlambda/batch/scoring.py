@@ -60,6 +60,7 @@ from onnxlambda.batch.config import BatchConfig, OutputKeys, output_keys, refusa
 from onnxlambda.batch.files import CONTENT_TYPES, FileError, Format, byte_chunks, detect_format, text_lines
 from onnxlambda.batch.readers import CsvReader, LineCounts, reader_for
 from onnxlambda.batch.scorer import Scorer, model_ref
+from onnxlambda.batch.summary import build_summary, write_summary
 from onnxlambda.batch.writer import MultipartWriter, S3Client, abort_all, background, complete_all, wait_for
 from onnxlambda.contract.manifest import Manifest
 from onnxlambda.contract.redaction import Redactor
@@ -111,7 +112,6 @@ def score_object(
     started = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     manifest = runtime.manifest
-    model = model_ref(manifest)
     reason = refusal(config, bucket, key)
     if reason is not None:
         log.warning("object refused: %s", reason)
@@ -119,7 +119,7 @@ def score_object(
             "status": "refused",
             "reason": reason,
             "input": {"bucket": bucket, "key": key},
-            "model": model,
+            "model": model_ref(manifest),
         }
 
     fmt: Format | None = None
@@ -179,40 +179,28 @@ def score_object(
     closing = complete_all(*writers) if ok else None
     drift = scorer.drift() if ok else None  # computed while the two files complete
     wait_for(closing, writers)
-    summary: dict[str, Any] = {
-        "status": "succeeded" if ok else "failed",
-        "input": source,
-        "output": {
-            "prefix": keys.base,
-            "scored": keys.scored if ok else None,
-            "errors": keys.errors if ok else None,
-            "summary": keys.summary,
-        },
-        "model": model,
-        "rows": {"read": scorer.rows_read, "scored": scorer.rows_scored, "rejected": scorer.rows_rejected},
-        "lines": {
+    summary = build_summary(
+        ok=ok,
+        source=source,
+        keys=keys,
+        manifest=manifest,
+        rows={"read": scorer.rows_read, "scored": scorer.rows_scored, "rejected": scorer.rows_rejected},
+        lines={
             "total": counts.total,
             "header": counts.header,
             "blank": counts.blank,
             "scored": scorer.lines_scored,
             "rejected": scorer.lines_rejected,
         },
-        "rejected_by_code": dict(sorted(scorer.rejected_by_code.items())),
-        "started_at": started_at,
-        "duration_ms": round((time.perf_counter() - started) * 1000.0, 1),
-        "drift": drift,
-        # Which path scored it; the Step Functions path writes the same document with its own
-        # (onnxlambda.batch.summary).
-        "scored_by": {"path": "single_invocation"},
-    }
-    if failure is not None:
-        summary["error"] = {"code": failure.code, "message": failure.message}
-    s3.put_object(
-        Bucket=bucket,
-        Key=keys.summary,
-        Body=(json.dumps(summary, indent=2) + "\n").encode("utf-8"),
-        ContentType="application/json",
+        rejected_by_code=scorer.rejected_by_code,
+        started_at=started_at,
+        duration_ms=round((time.perf_counter() - started) * 1000.0, 1),
+        drift=drift,
+        # Which path scored it; the Step Functions path writes the same document with its own.
+        scored_by={"path": "single_invocation"},
+        error=None if failure is None else {"code": failure.code, "message": failure.message},
     )
+    write_summary(s3, bucket, keys.summary, summary)
     return summary
 
 

@@ -1,9 +1,9 @@
-"""summary.json for the distributed path: the single path's document, field for field.
+"""summary.json, one document for both paths.
 
-The single-invocation path builds its summary in onnxlambda.batch.scoring.score_object; the steps
-of a Step Functions run (plan, merge, failure report) build theirs here with the same fields in the
-same order, so a consumer reads both alike. `scored_by` is the one field that says which path
-scored the object (tests/unit/batch/test_distributed_property.py compares the two documents).
+The single-invocation path (onnxlambda.batch.scoring.score_object) and the steps of a Step
+Functions run (plan, merge, failure report) all build it here, so a consumer reads both alike.
+`scored_by` is the one field that says which path scored the object
+(tests/unit/batch/test_distributed_property.py compares the two documents).
 """
 
 from __future__ import annotations

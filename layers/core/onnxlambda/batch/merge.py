@@ -35,10 +35,10 @@ import numpy as np
 from onnxlambda.batch.config import BatchConfig, OutputKeys, output_keys
 from onnxlambda.batch.files import CONTENT_TYPES, FileError, detect_format
 from onnxlambda.batch.job import Job, Range
-from onnxlambda.batch.ranges import part_summary, read_json
+from onnxlambda.batch.ranges import part_summary
 from onnxlambda.batch.scorer import Scorer
 from onnxlambda.batch.scoring import _already_scored, _etag, _summary_key
-from onnxlambda.batch.summary import build_summary, failed_summary, write_summary
+from onnxlambda.batch.summary import build_summary, failed_summary, read_json, write_summary
 from onnxlambda.batch.writer import MIN_PART_BYTES, S3Client
 from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.validation import Validator

@@ -30,6 +30,7 @@ from onnxlambda.batch.job import Job, Range
 from onnxlambda.batch.plan import BOM
 from onnxlambda.batch.readers import Span, reader_for
 from onnxlambda.batch.scorer import Scorer
+from onnxlambda.batch.summary import read_json
 from onnxlambda.batch.writer import MultipartWriter, S3Client, abort_all, complete_all, wait_for
 from onnxlambda.contract.redaction import Redactor
 from onnxlambda.serving.runtime import ModelRuntime
@@ -69,22 +70,6 @@ def fingerprint(job: Job, rng: Range) -> dict[str, Any]:
         "rows_before": rng.rows_before,
         "chunk_rows": job.chunk_rows,
     }
-
-
-def read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
-    """An object's JSON, or None when there is no such key (listed first: a missing key is an
-    empty listing under s3:ListBucket on the prefix, not a 403/404 to tell apart)."""
-    listing = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
-    if not any(o.get("Key") == key for o in listing.get("Contents") or ()):
-        return None
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    try:
-        found: dict[str, Any] = json.loads(body.read())
-    except ValueError:
-        return None
-    finally:
-        body.close()
-    return found
 
 
 def part_summary(s3: S3Client, job: Job, rng: Range) -> dict[str, Any] | None:
@@ -263,4 +248,4 @@ def record_failure(s3: S3Client, job: Job, rng: Range, failure: dict[str, Any]) 
     return {"index": rng.index, "status": "failed"}
 
 
-__all__ = ["RangeError", "fingerprint", "part_summary", "read_json", "record_failure", "score_range"]
+__all__ = ["RangeError", "fingerprint", "part_summary", "record_failure", "score_range"]

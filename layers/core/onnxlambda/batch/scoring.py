@@ -48,7 +48,6 @@ is withheld whole while redaction is configured.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -60,7 +59,7 @@ from onnxlambda.batch.config import BatchConfig, OutputKeys, output_keys, refusa
 from onnxlambda.batch.files import CONTENT_TYPES, FileError, Format, byte_chunks, detect_format, text_lines
 from onnxlambda.batch.readers import CsvReader, LineCounts, reader_for
 from onnxlambda.batch.scorer import Scorer, model_ref
-from onnxlambda.batch.summary import build_summary, write_summary
+from onnxlambda.batch.summary import build_summary, read_json, write_summary
 from onnxlambda.batch.writer import MultipartWriter, S3Client, abort_all, background, complete_all, wait_for
 from onnxlambda.contract.manifest import Manifest
 from onnxlambda.contract.redaction import Redactor
@@ -285,17 +284,11 @@ def _already_scored(
     """The summary of an earlier run that scored these very bytes with this very model, if any.
 
     Listed first (s3:ListBucket on the output prefix), so a missing summary is an empty listing
-    rather than a 403/404 to tell apart; read only when it exists."""
-    listing = s3.list_objects_v2(Bucket=bucket, Prefix=summary_key, MaxKeys=1)
-    if not any(o.get("Key") == summary_key for o in listing.get("Contents") or ()):
+    rather than a 403/404 to tell apart; read only when it exists. Unreadable: score again, which
+    rewrites it."""
+    previous = read_json(s3, bucket, summary_key)
+    if previous is None:
         return None
-    body = s3.get_object(Bucket=bucket, Key=summary_key)["Body"]
-    try:
-        previous: dict[str, Any] = json.loads(body.read())
-    except ValueError:
-        return None  # unreadable: score again, which rewrites it
-    finally:
-        body.close()
     same = (
         previous.get("status") == "succeeded"
         and (previous.get("input") or {}).get("etag") == etag

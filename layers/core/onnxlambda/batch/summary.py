@@ -86,6 +86,22 @@ def failed_summary(
     )
 
 
+def read_json(s3: S3Client, bucket: str, key: str) -> dict[str, Any] | None:
+    """An object's JSON, or None when there is no such key (listed first: a missing key is an
+    empty listing under s3:ListBucket on the prefix, not a 403/404 to tell apart)."""
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    if not any(o.get("Key") == key for o in listing.get("Contents") or ()):
+        return None
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        found: dict[str, Any] = json.loads(body.read())
+    except ValueError:
+        return None
+    finally:
+        body.close()
+    return found
+
+
 def write_summary(s3: S3Client, bucket: str, key: str, summary: dict[str, Any]) -> None:
     """summary.json, formatted as the single path writes it."""
     s3.put_object(
@@ -96,4 +112,4 @@ def write_summary(s3: S3Client, bucket: str, key: str, summary: dict[str, Any]) 
     )
 
 
-__all__ = ["build_summary", "failed_summary", "model_ref", "write_summary"]
+__all__ = ["build_summary", "failed_summary", "model_ref", "read_json", "write_summary"]

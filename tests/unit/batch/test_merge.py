@@ -3,26 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from onnxlambda.batch.merge import Assembler
 from onnxlambda.batch.writer import MIN_PART_BYTES
 
 BUCKET = "onnxlambda-merge"
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def blob(n: int, seed: int) -> bytes:

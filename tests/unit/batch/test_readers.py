@@ -10,15 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
 from onnxlambda.batch.files import FileError, detect_format, text_lines
 from onnxlambda.batch.readers import Chunk, CsvReader, JsonLinesReader, LineCounts, line_break_columns
 from onnxlambda.batch.writer import MIN_PART_BYTES, MultipartWriter
 from onnxlambda.contract.manifest import Manifest, load_manifest
+
+BUCKET = "writer-test"
 
 
 @pytest.fixture(scope="module")
@@ -341,48 +341,40 @@ def test_jsonl_reads_the_same_values_as_csv(manifest: Manifest) -> None:
 # -- multipart writer ---------------------------------------------------------------------------
 
 
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="writer-test")
-        yield client
-
-
 def test_small_output_is_one_put(s3: Any) -> None:
-    w = MultipartWriter(s3, "writer-test", "out/a.csv", "text/csv", MIN_PART_BYTES)
+    w = MultipartWriter(s3, BUCKET, "out/a.csv", "text/csv", MIN_PART_BYTES)
     w.write(b"a\n")
     w.write(b"b\n")
     w.close()
     assert w.parts == 0
-    assert s3.get_object(Bucket="writer-test", Key="out/a.csv")["Body"].read() == b"a\nb\n"
+    assert s3.get_object(Bucket=BUCKET, Key="out/a.csv")["Body"].read() == b"a\nb\n"
 
 
 def test_large_output_is_uploaded_in_parts_of_at_least_5_mib(s3: Any) -> None:
     # GIVEN 12 MiB written in 1 MiB pieces with 5 MiB parts
     piece = bytes(range(256)) * 4096
-    w = MultipartWriter(s3, "writer-test", "out/big.bin", "application/octet-stream", MIN_PART_BYTES)
+    w = MultipartWriter(s3, BUCKET, "out/big.bin", "application/octet-stream", MIN_PART_BYTES)
     for _ in range(12):
         w.write(piece)
         # THEN nothing is visible before close
-        assert "Contents" not in s3.list_objects_v2(Bucket="writer-test")
+        assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
     w.close()
     # THEN three parts (5 + 5 + 2 MiB) reassemble into exactly the bytes written
     assert w.parts == 3
-    assert s3.get_object(Bucket="writer-test", Key="out/big.bin")["Body"].read() == piece * 12
+    assert s3.get_object(Bucket=BUCKET, Key="out/big.bin")["Body"].read() == piece * 12
 
 
 def test_abort_leaves_no_object_and_no_pending_upload(s3: Any) -> None:
-    w = MultipartWriter(s3, "writer-test", "out/x.bin", "application/octet-stream", MIN_PART_BYTES)
+    w = MultipartWriter(s3, BUCKET, "out/x.bin", "application/octet-stream", MIN_PART_BYTES)
     w.write(b"x" * (MIN_PART_BYTES + 1))
     w.abort()
-    assert "Contents" not in s3.list_objects_v2(Bucket="writer-test")
-    assert "Uploads" not in s3.list_multipart_uploads(Bucket="writer-test")
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET)
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=BUCKET)
 
 
 def test_part_size_below_the_s3_minimum_is_refused(s3: Any) -> None:
     with pytest.raises(ValueError, match="at least"):
-        MultipartWriter(s3, "writer-test", "k", "text/csv", MIN_PART_BYTES - 1)
+        MultipartWriter(s3, BUCKET, "k", "text/csv", MIN_PART_BYTES - 1)
 
 
 def test_error_rows_serialise(manifest: Manifest) -> None:

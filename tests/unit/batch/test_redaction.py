@@ -4,39 +4,18 @@ field's value never appears there (nor in the messages about it); other fields s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import boto3
-import pytest
-from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
 from onnxlambda.batch.config import BatchConfig
 from onnxlambda.batch.scoring import score_object
 from onnxlambda.contract.redaction import REDACTED, Redactor
-from onnxlambda.serving.runtime import ModelRuntime
 from onnxlambda.serving.service import Service
-from onnxlambda.settings import Settings
 
 BUCKET = "batch-redaction-test"
 SECRET_CATEGORY = "Atlantis-4471-SECRET"
 SECRET_NUMBER = 876543.219  # out of range for body_mass_g
 PLAIN_OUT_OF_RANGE = 999.25  # bill_length_mm is not redacted: its value stays in the message
-
-
-@pytest.fixture(scope="module")
-def penguins(penguins_dir: Path) -> Service:
-    return Service(ModelRuntime.load(penguins_dir), Settings.from_env())
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def errors_of(

@@ -6,14 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from devtools.batchdata import csv_bytes, jsonl_bytes, sample_rows
 from onnxlambda.batch.config import BatchConfig, output_keys, refusal
@@ -25,20 +22,6 @@ from onnxlambda.settings import Settings
 
 BUCKET = "batch-unit-test"
 CONFIG = BatchConfig(chunk_rows=100)
-
-
-@pytest.fixture(scope="module")
-def penguins(penguins_dir: Path) -> Service:
-    settings = Settings.from_env()
-    return Service(ModelRuntime.load(penguins_dir), settings)
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def run(s3: Any, service: Service, key: str, data: bytes, **kw: Any) -> dict[str, Any]:

@@ -4,25 +4,14 @@ what the Step Functions documentation says, where our definition relies on it?""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from devtools.sfnlocal import Faults, LocalStateMachine
 
 BUCKET = "onnxlambda-sfnlocal"
 FN = "arn:aws:lambda:us-east-1:123456789012:function:f"
-
-
-@pytest.fixture
-def s3() -> Iterator[Any]:
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
 
 
 def task(**extra: Any) -> dict[str, Any]:
